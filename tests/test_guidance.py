@@ -3,7 +3,7 @@ import itertools, math
 import numpy as np
 import pytest
 import torch
-from glass.guidance import iou_matrix, hungarian_match, label_map_to_segments, guidance_loss
+from glass.guidance import iou_matrix, hungarian_match, label_map_to_segments, guidance_loss, match_label_maps
 
 torch.set_num_threads(1)
 
@@ -66,6 +66,28 @@ def test_label_map_to_segments():
     assert torch.equal(segs[0], lab == 1) and torch.equal(segs[1], lab == 3) and torch.equal(ign, lab == 255)
     s_np, i_np = label_map_to_segments(lab.numpy())
     assert isinstance(s_np, np.ndarray) and (s_np == segs.numpy()).all()
+
+
+def test_batched_matching_agrees_with_hungarian_match():
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        B, S = 3, int(rng.integers(1, 8))
+        m = torch.tensor(rng.dirichlet(np.ones(S), size=(B, 10, 10)), dtype=torch.float32).permute(0, 3, 1, 2)
+        lab = rng.integers(0, int(rng.integers(1, 10)), (B, 10, 10)).astype(np.uint8)
+        lab[rng.random(lab.shape) < .1] = 255
+        bi, si, vi, ious = match_label_maps(m, torch.tensor(lab))
+        for b in range(B):
+            segs, ign = label_map_to_segments(lab[b])
+            s_ref, f_ref = hungarian_match(m[b], segs, ign)
+            keep = ~ign
+            hard = m[b].argmax(0).numpy()[None] == np.arange(S)[:, None, None]
+            vals = sorted(set(np.unique(lab[b]).tolist()) - {0, 255})
+            iou = np.array([[_iou_by_count(h, g, keep) for g in segs] for h in hard])
+            sel = (bi == b).numpy()
+            assert sel.sum() == len(s_ref) == min(S, len(vals))
+            got = [iou[s, vals.index(v)] for s, v in zip(si[sel].tolist(), vi[sel].tolist())]
+            np.testing.assert_allclose(got, ious[sel].numpy(), rtol=1e-5)
+            assert sum(got) == pytest.approx(iou[s_ref.numpy(), f_ref.numpy()].sum(), abs=1e-6)
 
 
 def test_guidance_loss_by_hand_and_ignore():
