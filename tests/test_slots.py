@@ -144,3 +144,11 @@ def test_from_config_and_errors():
         sa(torch.randn(2, 9, 6))
     with pytest.raises(ValueError, match="init_slots"):
         sa(torch.randn(2, 3, 3, 6), init_slots=torch.randn(2, 3, 10))
+
+
+def test_masks_stay_float32_under_autocast():
+    sa = _sa(6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        slots, masks = sa(torch.randn(2, 3, 3, 6).to(torch.bfloat16))
+    assert masks.dtype == torch.float32
+    torch.testing.assert_close(masks.sum(1), torch.ones(2, 3, 3))
