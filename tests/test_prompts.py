@@ -214,6 +214,15 @@ def test_captioner_batching_is_invariant(tiny, tmp_path):
     assert cap(np.asarray(Image.open(paths[0]))[None].repeat(2, 0)) == [one[0]] * 2   # (B,H,W,3) uint8 array
 
 
+def test_captioner_dtype(tiny):
+    cap = Blip2Captioner(str(tiny["blip2"]), device="cpu", dtype=torch.bfloat16, max_new_tokens=3)
+    assert cap.dtype == torch.bfloat16
+    assert {p.dtype for p in cap.model.language_model.parameters()} == {torch.bfloat16}
+    assert len(cap([np.zeros((20, 30, 3), np.uint8)] * 3)) == 3
+    assert Blip2Captioner(str(tiny["blip2"]), device="cpu", dtype="fp16").dtype == torch.float32   # CPU: fp16 -> fp32
+    with pytest.raises(ValueError, match="batch_size"): Blip2Captioner(str(tiny["blip2"]), batch_size=0)
+
+
 def test_caption_main_writes_and_resumes(tiny, tmp_path):
     paths = _images(tmp_path / "img")
     out = tmp_path / "caps.jsonl"
