@@ -1,0 +1,155 @@
+"glass.train on a CPU with tiny models: exact resume after SIGKILL, fallback past a damaged checkpoint, the papermill notebook, the command line."
+import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+
+from glass.core import preset, save_config
+from glass.data import write_test_shards
+from glass.train import train, build_parser, list_checkpoints, read_log, checkpoint_name
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+STEPS, EVERY = 12, 3
+
+
+def tiny_overrides(tiny, steps=STEPS):
+    "Fields that turn a preset into a tiny CPU run (as glass.model.tiny_config, with 64-px shards)."
+    return {"encoder.model": str(tiny["dinov2"]), "encoder.resolution": 56, "decoder.model": str(tiny["sd"]),
+            "decoder.resolution": 64, "slots.num_slots": 3, "slots.slot_size": 32, "slots.mlp_hidden": 32,
+            "slots.iters": 2, "guidance.mask_resolution": 32, "train.steps": steps, "train.batch_size": 2,
+            "train.lr": 1e-3, "train.precision": "fp32", "train.checkpoint_every": EVERY, "train.keep_checkpoints": 3,
+            "train.log_every": 1, "train.val_every": 1000, "train.num_workers": 0, "eval.val_steps": 2, "train.seed": 3}
+
+
+@pytest.fixture(scope="module")
+def setup(tiny, tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    data = write_test_shards(d / "data", n_items=12, per_shard=8, resolution=64, latent=(4, 8, 8))
+    return {"data": data, "cfg": preset("voc", **tiny_overrides(tiny)), "dir": d}
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    "An uninterrupted run of STEPS steps."
+    out = setup["dir"] / "ref"
+    s = train(setup["cfg"], setup["data"], out, progress=False, log_with="none")
+    assert s["step"] == STEPS
+    return out
+
+
+def weights(run, step=STEPS):
+    from safetensors.torch import load_file
+    return load_file(str(Path(run) / "checkpoints" / checkpoint_name(step) / "model.safetensors"))
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a: torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=lambda m: f"{k}: {m}")
+
+
+def test_kill_and_resume_reaches_the_same_weights(setup, reference):
+    out = setup["dir"] / "killed"
+    cfgf = setup["dir"] / "cfg.json"; save_config(setup["cfg"], cfgf)
+    cmd = [sys.executable, "-m", "glass.train", "--config", str(cfgf), "--data", str(setup["data"]), "--out", str(out),
+           "--no-progress", "--log-with", "none", "--cpu"]
+    p = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    t0 = time.time()
+    while not list_checkpoints(out) and p.poll() is None and time.time() - t0 < 120: time.sleep(0.01)
+    p.send_signal(signal.SIGKILL); p.wait()
+    log = p.stdout.read().decode()
+    assert p.returncode == -signal.SIGKILL, f"the run ended by itself before it could be killed:\n{log}"
+    done = [int(c.name.split("-")[1]) for c in list_checkpoints(out)]
+    assert done and max(done) < STEPS, done                        # killed mid-run, after a checkpoint
+    s = train(setup["cfg"], setup["data"], out, resume=True, progress=False, log_with="none")
+    assert s["start_step"] == max(done) and s["step"] == STEPS
+    assert_same(weights(out), weights(reference))
+    steps = [r["step"] for r in read_log(out)]
+    assert steps == list(range(1, STEPS + 1)), steps               # no duplicated rows from the killed run
+    ref_loss = [r["loss"] for r in read_log(reference)]
+    np.testing.assert_allclose([r["loss"] for r in read_log(out)], ref_loss, rtol=1e-5)
+
+
+def test_damaged_newest_checkpoint_falls_back(setup, reference, capsys):
+    out = setup["dir"] / "damaged"
+    shutil.copytree(reference, out)
+    newest = list_checkpoints(out)[-1]
+    assert newest.name == checkpoint_name(STEPS)
+    f = newest / "model.safetensors"; f.write_bytes(f.read_bytes()[:100])          # truncated
+    s = train(setup["cfg"], setup["data"], out, resume=True, progress=False, log_with="none")
+    msg = capsys.readouterr().out
+    assert f"checkpoint {checkpoint_name(STEPS)} is damaged" in msg and "truncated" in msg, msg
+    assert f"Falling back to the previous checkpoint ({checkpoint_name(STEPS - EVERY)})" in msg, msg
+    assert s["start_step"] == STEPS - EVERY and s["step"] == STEPS
+    assert_same(weights(out), weights(reference))                  # retrained to the same weights
+    # every checkpoint damaged: a clear error, nothing trained
+    for c in list_checkpoints(out): (c / "optimizer.pt").write_bytes(b"junk")
+    with pytest.raises(RuntimeError, match="no usable checkpoint"):
+        train(setup["cfg"], setup["data"], out, resume=True, progress=False, log_with="none")
+
+
+def test_existing_run_needs_resume_and_nonfinite_loss_stops(setup, reference):
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(setup["cfg"], setup["data"], reference, progress=False, log_with="none")
+    from glass.model import GLASS
+    model = GLASS(setup["cfg"], device="cpu")
+    step_fn, calls = model.training_step, []
+    def poisoned(batch):
+        r = step_fn(batch); calls.append(1)
+        if len(calls) == 5: r["loss"] = r["loss"] * float("nan")
+        return r
+    model.training_step = poisoned
+    out = setup["dir"] / "nan"
+    with pytest.raises(FloatingPointError, match="non-finite loss .* at step 5"):
+        train(setup["cfg"], setup["data"], out, model=model, progress=False, log_with="none")
+    assert [c.name for c in list_checkpoints(out)] == [checkpoint_name(3)]   # nothing written after the bad step
+
+
+def test_papermill_notebook(setup, tiny, tmp_path):
+    import papermill as pm
+    out = tmp_path / "run"
+    over = [f"{k}={v}" for k, v in tiny_overrides(tiny, steps=4).items()
+            if k not in ("train.steps", "train.batch_size", "train.precision", "train.val_every", "train.checkpoint_every")]
+    over += ["train.val_every=4", "train.checkpoint_every=2"]
+    nb = pm.execute_notebook(str(ROOT / "nbs/90_train.ipynb"), str(tmp_path / "train.ipynb"), kernel_name="python3",
+                             cwd=str(ROOT / "nbs"), progress_bar=False,
+                             parameters=dict(preset="coco", data=str(setup["data"]), out=str(out), steps=4,
+                                             batch_size=2, precision="bf16", overrides=over, progress=False))
+    assert [c.name for c in list_checkpoints(out)] == [checkpoint_name(2), checkpoint_name(4)]
+    assert [r["step"] for r in read_log(out)] == [1, 2, 3, 4]
+    assert (out / "figures" / f"{checkpoint_name(4)}.png").stat().st_size > 1000
+    assert json.loads((out / "config.json").read_text())["slots"]["num_slots"] == 3
+    assert list((out / "tb").rglob("events.out.tfevents.*"))         # TensorBoard by default
+    kinds = [o.get("output_type") for c in nb.cells for o in c.get("outputs", [])]
+    pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert "error" not in kinds and len(pngs) >= 2                   # the curves and the figure, inline
+
+
+def test_help_documents_every_option():
+    r = subprocess.run([sys.executable, "-m", "glass.train", "--help"], env=ENV, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for a in build_parser()._actions:
+        for opt in a.option_strings: assert opt in r.stdout, opt
+        assert a.help, f"{a.option_strings} has no help"
+    for name in ("voc", "coco", "toy", "coco-dagger", "accelerate launch -m glass.train"): assert name in r.stdout
+    if shutil.which("glass-train"):
+        r2 = subprocess.run(["glass-train", "--help"], env=ENV, capture_output=True, text=True)
+        assert r2.returncode == 0 and r2.stdout == r.stdout
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--preset", "vocc", "--data", "."], ["invalid choice: 'vocc'", "voc", "coco-dagger"]),
+    (["--preset", "voc", "--data", "/nonexistent/shards"], ["/nonexistent/shards does not exist", "glass-generate"]),
+    (["--preset", "voc", "--data", "tests"], ["holds no shards", "manifest.json"]),
+])
+def test_bad_arguments_fail_at_once(args, expect):
+    r = subprocess.run([sys.executable, "-m", "glass.train", *args], env=ENV, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2
+    for e in expect: assert e in r.stderr, (e, r.stderr)
+
+
+def test_bad_config_field_fails_at_once(setup):
+    r = subprocess.run([sys.executable, "-m", "glass.train", "--data", str(setup["data"]), "--set", "slots.num_slot=3"],
+                       env=ENV, cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and "slots.num_slots" in r.stderr, r.stderr
