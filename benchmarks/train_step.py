@@ -22,7 +22,7 @@ from glass.model import GLASS
 
 SIZES = {
     # name: (batch, encoder px, decoder px, mask px, slots, slot size)
-    "tiny": dict(batch=8, enc=56, dec=128, mask=32, slots=7, slot_size=32),
+    "tiny": dict(batch=8, enc=224, dec=128, mask=32, slots=7, slot_size=32),   # 224 px -> 16x16 tokens
     "sd21-256": dict(batch=32, enc=448, dec=256, mask=256, slots=7, slot_size=768),
 }
 
@@ -78,6 +78,10 @@ def matmul_peak(device, dtype, n: int, reps: int = 10) -> float:
     for _ in range(reps):
         sync(device); t = time.perf_counter(); a @ b; sync(device); best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best
+
+
+def device_name(device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
 
 
 def peak_memory_mb(device) -> float:
@@ -136,10 +140,10 @@ def variants_for(device, only=None):
         v += [("bf16 autocast", {"precision": "bf16"}), ("cached + bf16", {"cached": True, "precision": "bf16"}),
               ("compile", {"compile": True}), ("cached + compile", {"cached": True, "compile": True})]
     else:
-        v += [("bf16", {"precision": "bf16"}), ("fp16", {"precision": "fp16"}),
-              ("bf16 + cached", {"precision": "bf16", "cached": True}),
-              ("bf16 + cached + fused + channels_last", {"precision": "bf16", "cached": True, "fused": True, "channels_last": True}),
-              ("bf16 + cached + fused + compile", {"precision": "bf16", "cached": True, "fused": True, "compile": True})]
+        v = [v[0], ("bf16", {"precision": "bf16"}), ("bf16 + cached", {"precision": "bf16", "cached": True}),
+             ("bf16 + cached + fused + channels_last", {"precision": "bf16", "cached": True, "fused": True, "channels_last": True}),
+             ("fp16 + cached + fused", {"precision": "fp16", "cached": True, "fused": True}), v[1],
+             ("bf16 + cached + fused + compile", {"precision": "bf16", "cached": True, "fused": True, "compile": True})]
     return [x for x in v if not only or x[0] in only]
 
 
@@ -151,25 +155,34 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=5, help="untimed steps per variant first (compile happens here)")
     p.add_argument("--only", nargs="*", help="run only these variants (names as printed)")
     p.add_argument("--models", default=None, help="folder for the random-weight model folders (sd21-256 only; reused)")
+    p.add_argument("--batch", type=int, default=None, help="override the size's batch (e.g. 1 for a CPU smoke test of sd21-256)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=None, help="JSON output (default benchmarks/results/train_step-<size>-<device>.json)")
     a = p.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
+    if a.batch: SIZES[a.size]["batch"] = a.batch
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else ("cpu" if a.device == "auto" else a.device))
     root = Path(a.models or tempfile.mkdtemp(prefix="glass-bench-"))
     folders = model_folders(a.size, root)
     peak_dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
     peak = matmul_peak(device, peak_dtype, 1024 if device.type == "cpu" else 8192)
+    out = Path(a.out or Path(__file__).parent / "results" / f"train_step-{a.size}-{device.type}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
+    def save():  # after every variant, so a run cut short still leaves its figures
+        out.write_text(json.dumps({"size": a.size, "device": str(device), "device_name": device_name(device),
+                                   "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+                                   "matmul_peak_tflops": peak / 1e12, "matmul_dtype": str(peak_dtype).split(".")[-1],
+                                   "threads": torch.get_num_threads(), "rows": rows}, indent=2))
     for name, kw in variants_for(device, a.only):
         try:
             r = run_variant(name, a.size, folders, device, steps=a.steps, warmup=a.warmup, **kw)
         except Exception as e:  # a lever that does not work here is reported, not hidden
             r = dict(variant=name, error=f"{type(e).__name__}: {e}".splitlines()[0][:200])
-        rows.append(r); print(json.dumps(r), file=sys.stderr)
+        rows.append(r); print(json.dumps(r), file=sys.stderr); save()
     base = next((r for r in rows if "step_s" in r), None)
-    print(f"\nGLASS training step, size={a.size}, device={device} ({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}), "
+    print(f"\nGLASS training step, size={a.size}, device={device} ({device_name(device)}), "
           f"torch {torch.__version__}, threads={torch.get_num_threads()}")
     print(f"dense matmul peak ({str(peak_dtype).split('.')[-1]}): {peak / 1e12:.3f} TFLOP/s")
     print(f"{'variant':42s} {'step ms':>9s} {'img/s':>8s} {'GFLOP':>9s} {'TFLOP/s':>8s} {'% peak':>7s} {'speed-up':>8s} {'peak MB':>8s}")
@@ -179,12 +192,7 @@ def main(argv=None):
         r["speedup_vs_baseline"] = base["step_s"] / r["step_s"]
         print(f"{r['variant']:42s} {r['step_s'] * 1e3:9.1f} {r['images_per_s']:8.1f} {r['gflop_per_step']:9.2f} "
               f"{r['tflops_achieved']:8.4f} {100 * r['fraction_of_matmul_peak']:6.1f}% {r['speedup_vs_baseline']:7.2f}x {r['peak_memory_mb']:8.0f}")
-    out = Path(a.out or Path(__file__).parent / "results" / f"train_step-{a.size}-{device.type}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"size": a.size, "device": str(device), "torch": torch.__version__,
-                               "date": time.strftime("%Y-%m-%d"), "matmul_peak_tflops": peak / 1e12,
-                               "threads": torch.get_num_threads(), "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    save(); print(f"wrote {out}")
 
 
 if __name__ == "__main__":
