@@ -1,0 +1,203 @@
+"glass.evaluate: glass-eval end to end on a tiny VOC tree with a tiny GLASS; a perfect predictor scores 1."
+import json, os, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+# grey background, then one colour per object; each object also has its own class, so class masks = instance masks
+COLOURS = [(128, 128, 128), (220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 220, 40)]
+# (height, width, axis, [(colour index, VOC class, start, stop)], [void (start, stop)]): stripes along `axis`,
+# on 4-px cells, so that the 32x32 slot grid and every resize in both protocols are exact (no corners to round)
+SCENES = [(128, 128, 1, [(1, 15, 16, 48), (3, 12, 60, 124)], [(12, 16), (48, 52)]),
+          (128, 128, 0, [(2, 8, 0, 64), (4, 3, 80, 112)], []),
+          (128, 160, 1, [(2, 8, 0, 12), (1, 15, 20, 60), (3, 12, 100, 140)], [])]
+
+
+def write_stripe_voc(root) -> Path:
+    "A VOC 2012 tree (JPEGs + palette PNGs, val split) of the stripe scenes; returns the folder holding VOCdevkit."
+    from PIL import Image
+    from glass.core import palette
+    base = Path(root) / "VOCdevkit" / "VOC2012"
+    for s in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
+        (base / s).mkdir(parents=True, exist_ok=True)
+    pal = palette().reshape(-1).tolist()
+    ids = []
+    for n, (h, w, axis, objs, void) in enumerate(SCENES):
+        img = np.zeros((h, w, 3), np.uint8); img[:] = COLOURS[0]
+        obj, cls = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+        sl = (lambda a, b: np.s_[:, a:b]) if axis == 1 else (lambda a, b: np.s_[a:b, :])
+        for k, (c, label, a, b) in enumerate(objs, 1):
+            img[sl(a, b)] = COLOURS[c]; obj[sl(a, b)] = k; cls[sl(a, b)] = label
+        for a, b in void: obj[sl(a, b)] = 255; cls[sl(a, b)] = 255
+        k = f"2008_{n:06d}"; ids.append(k)
+        Image.fromarray(img).save(base / "JPEGImages" / f"{k}.jpg", quality=100, subsampling=0)
+        for arr, sub in ((obj, "SegmentationObject"), (cls, "SegmentationClass")):
+            im = Image.fromarray(arr, mode="P"); im.putpalette(pal); im.save(base / sub / f"{k}.png")
+    (base / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids) + "\n")
+    return Path(root)
+
+
+class ColourOracle(torch.nn.Module):
+    "Slot k = the cells of colour k, read from the encoder input: the ground truth of the stripe scenes."
+    def __init__(self, resolution=128, grid=32):
+        super().__init__()
+        from glass.core import preset
+        self.cfg = preset("toy", **{"encoder.resolution": resolution, "slots.num_slots": len(COLOURS)})
+        self.colours, self.grid = torch.tensor(COLOURS, dtype=torch.float32) / 255, grid
+
+    def encode_slots(self, pixel_values=None, **kw):
+        from glass.slots import IMAGENET_MEAN, IMAGENET_STD
+        x = pixel_values * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        st = x.shape[-1] // self.grid
+        c = x[..., st // 2::st, st // 2::st]
+        d = ((c[:, None] - self.colours[None, :, :, None, None]) ** 2).sum(2)
+        masks = F.one_hot(d.argmin(1), len(COLOURS)).permute(0, 3, 1, 2).float()
+        return {"masks": masks, "slots": masks.flatten(2), "slots_proj": masks.flatten(2)}
+
+
+class Pool(torch.nn.Module):
+    "A 12-d stand-in for Inception's 2048-d features (its 2048x2048 sqrtm alone takes ~40 s on one CPU thread)."
+    def forward(self, x): return F.adaptive_avg_pool2d(x.float(), 2).flatten(1)
+
+
+@pytest.fixture(scope="module")
+def stripes(tmp_path_factory):
+    return write_stripe_voc(tmp_path_factory.mktemp("stripes"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny, tmp_path_factory):
+    "A tiny GLASS saved as glass-train saves it (two checkpoints), its config and the model."
+    from safetensors.torch import save_file
+    from glass.core import save_config
+    from glass.model import GLASS, tiny_config
+    from glass.train import begin_checkpoint, commit_checkpoint
+    torch.manual_seed(0)
+    cfg = tiny_config("voc", **{"slots.num_slots": 3, "eval.val_steps": 2, "eval.edit_steps": 2, "eval.fid_steps": 2})
+    model = GLASS(cfg, device="cpu")
+    run = tmp_path_factory.mktemp("run")
+    for step in (2, 4):
+        tmp = begin_checkpoint(run, step)
+        save_file({k: v.contiguous() for k, v in model.trainable_state_dict().items()}, str(tmp / "model.safetensors"))
+        save_config(cfg, tmp / "config.json")
+        commit_checkpoint(tmp, {"step": step})
+    save_config(cfg, run / "config.json")
+    return run, cfg, model
+
+
+def test_perfect_predictor_scores_one(stripes):
+    from glass.data import VOCReader
+    from glass.evaluate import evaluate
+    m = evaluate(ColourOracle(), VOCReader(stripes), protocol="both", batch_size=2, progress=False)
+    assert m["dataset"] == "voc" and m["n_images"] == 3
+    for p in ("dinosaur", "glass"):
+        r = m["protocols"][p]
+        assert r["n_scored"] == 3
+        for k in ("mbo_i", "mbo_c", "miou", "corloc", "detrate"):
+            assert r[k] == pytest.approx(1.0, abs=1e-6), (p, k, r[k])
+
+
+def test_one_slot_scores_by_hand(stripes):
+    "Everything in one slot: each object's best IoU is its area over the crop's valid area (DINOSAUR protocol)."
+    from glass.data import VOCReader
+    from glass.evaluate import evaluate
+
+    class OneSlot(ColourOracle):
+        def encode_slots(self, pixel_values=None, **kw):
+            m = torch.zeros(len(pixel_values), len(COLOURS), self.grid, self.grid); m[:, 0] = 1
+            return {"masks": m, "slots": m.flatten(2), "slots_proj": m.flatten(2)}
+
+    r = evaluate(OneSlot(), VOCReader(stripes), protocol="dinosaur", progress=False)["protocols"]["dinosaur"]
+    # scene 1: 4-px void stripes on both sides of the red one; scene 3: 128x160, centre crop keeps columns 16..143
+    iou = [[128 * 32 / (128 * 120), 128 * 64 / (128 * 120)], [0.5, 0.25], [40 / 128, 40 / 128]]
+    assert r["mbo_i"] == pytest.approx(np.mean([np.mean(x) for x in iou]), abs=1e-6)
+    assert r["mbo_c"] == pytest.approx(r["mbo_i"], abs=1e-6)
+    assert r["detrate"] == pytest.approx((0.5 + 0 + 0) / 3, abs=1e-6)      # 64/120 > 0.5; 0.5 is not > 0.5
+    assert r["corloc"] == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_glass_eval_console_script(tiny_run, stripes, tmp_path):
+    "The installed `glass-eval` command, in a fresh process, on the tiny run: metrics.json, table.md, figures."
+    run, cfg, model = tiny_run
+    exe = Path(sys.executable).parent / "glass-eval"
+    cmd = [str(exe), "--checkpoint", str(run), "--data", str(stripes), "--dataset", "voc", "--out", str(tmp_path / "ev"),
+           "--figures", "2", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "ev"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["step"] == 4 and m["checkpoint"].endswith("step-0000004") and m["n_images"] == 3
+    assert sorted(m["protocols"]) == ["dinosaur", "glass"]
+    for p in m["protocols"].values():
+        assert all(0.0 <= p[k] <= 1.0 for k in ("mbo_i", "mbo_c", "miou", "corloc", "detrate"))
+        assert p["miou"] <= p["mbo_c"] + 1e-9
+    table = (out / "table.md").read_text()
+    assert table.count("(paper)") == 5 and table.count("**voc @ step-0000004**") == 2
+    assert "| GLASS (paper) | paper | 58.07 | 65.47 | 96.61 | 62.69 | 64.00 |" in table
+    assert "| DINOSAUR-MLP (paper) | paper | 39.72 | 41.18 | 57.41 | 28.36 | 41.00 |" in table
+    for f in ("segmentation", "reconstruction", "removal"):
+        p = out / "figures" / f"{f}.png"
+        assert p.stat().st_size > 1000 and p.read_bytes()[:4] == b"\x89PNG"
+    assert "GLASS-release" in r.stdout and "metrics.json" in r.stdout
+
+
+def test_glass_eval_fid_probe_and_checkpoint_choice(tiny_run, stripes, tmp_path, monkeypatch):
+    "In-process main(): a given checkpoint folder, FID (small stand-in features) and the probe go into both reports."
+    import glass.metrics
+    from glass.evaluate import main, load_checkpoint
+    monkeypatch.setattr(glass.metrics, "InceptionFeatures", Pool)
+    run, cfg, model = tiny_run
+    assert main(["--checkpoint", str(run / "checkpoints" / "step-0000002"), "--data", str(stripes), "--dataset", "voc",
+              "--out", str(tmp_path / "ev"), "--protocol", "dinosaur", "--fid", "3", "--probe", "--probe-steps", "20",
+              "--figures", "0", "--device", "cpu", "--no-progress", "--set", "eval.probe_iou=0.1"]) is None
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["step"] == 2 and list(m["protocols"]) == ["dinosaur"]
+    assert m["fid"]["n_images"] == 3 and m["fid"]["steps"] == 2 and np.isfinite(m["fid"]["fid"]) and m["fid"]["fid"] >= 0
+    assert set(m["probe"]["thresholds"]) == {"0.1", "0.7"} and m["probe"]["n_train_images"] == 3
+    assert "figures" not in os.listdir(tmp_path / "ev") and set(m["files"]) == {"metrics", "table"}
+    table = (tmp_path / "ev" / "table.md").read_text()
+    assert "| GLASS (paper) | 63.70 |" in table and "Property prediction" in table
+    # the loaded weights are the saved ones
+    c2, m2 = load_checkpoint(run, device="cpu")
+    x = torch.rand(1, 3, 56, 56)
+    init = model.slot_attention.init_slots(1, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(m2.encode_slots(x, init_slots=init)["slots"], model.encode_slots(x, init_slots=init)["slots"])
+
+
+def test_glass_eval_errors(tiny_run, stripes, tmp_path, capsys):
+    from glass.evaluate import main, build_parser
+    run, cfg, model = tiny_run
+    for argv, msg in [(["--checkpoint", str(tmp_path / "missing")], "checkpoints/step-XXXXXXX"),
+                      (["--checkpoint", str(stripes)], "no model.safetensors"),
+                      (["--checkpoint", str(run), "--data", str(tmp_path), "--dataset", "voc"], "VOCdevkit/VOC2012"),
+                      (["--checkpoint", str(run), "--set", "slots.num_slot=4"], "slots.num_slots")]:
+        with pytest.raises(SystemExit) as e: main(argv)
+        assert e.value.code == 2
+        assert msg in capsys.readouterr().err
+    helptext = build_parser().format_help()
+    for opt in ("--checkpoint", "--data", "--dataset", "--out", "--limit", "--fid", "--probe", "--preset", "--set",
+                "--protocol", "--figures", "--device", "--batch-size"):
+        assert opt in helptext
+
+
+def test_papermill_notebook(tiny_run, stripes, tmp_path):
+    "nbs/91_evaluate.ipynb with papermill: the table and the figures inline, the files on disk."
+    import papermill as pm
+    run, cfg, model = tiny_run
+    out = tmp_path / "ev"
+    nb = pm.execute_notebook(str(ROOT / "nbs/91_evaluate.ipynb"), str(tmp_path / "eval.ipynb"), kernel_name="python3",
+                             cwd=str(ROOT / "nbs"), progress_bar=False,
+                             parameters=dict(checkpoint=str(run), data=str(stripes), dataset="voc", out=str(out),
+                                             limit=2, figures=2, device="cpu", progress=False,
+                                             overrides="eval.edit_steps=1 eval.val_steps=1"))
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_images"] == 2 and m["step"] == 4
+    kinds = [o.get("output_type") for c in nb.cells for o in c.get("outputs", [])]
+    pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    mds = [o for c in nb.cells for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    assert "error" not in kinds and len(pngs) == 3
+    assert any("GLASS (paper)" in "".join(o["data"]["text/markdown"]) for o in mds)
