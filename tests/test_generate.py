@@ -80,6 +80,15 @@ def test_seeds_are_per_item(cfg, pipe):
     assert (both["images"][0].int() - both["images"][1].int()).abs().max() > 10
 
 
+@pytest.mark.parametrize("over", [{"cross_res": 16, "self_res": 16, "upsample_mode": "bilinear"},   # toy world: equal
+                                  {"cross_res": 8, "self_res": 0}, {"cross_res": 16, "self_res": 8, "refine_power": 0}])
+def test_resolution_settings(cfg, pipe, over):
+    g = preset("coco", **{**SMALL, **{f"generate.{k}": v for k, v in over.items()}}).generate
+    items = [make_item({"id": 0, "caption": CAPS[0]}, 0, cfg)]
+    out = generate_batch(pipe, items, g)
+    assert out["masks"].shape == (1, 64, 64) and set(np.unique(out["masks"].numpy())) <= {0, 1, 2, 255}
+
+
 def test_sigkill_then_rerun_exactly_once(tmp_path, tiny):
     inp, out = _write(tmp_path/"in.jsonl", 12), tmp_path/"out"
     proc = subprocess.Popen(_cli(tiny, inp, out), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
