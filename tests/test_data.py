@@ -108,6 +108,9 @@ def test_cli(gen, tiny, capsys):
     assert (out / "shard-000002.safetensors").exists()
     with pytest.raises(SystemExit):
         cache_features_main(["--preset", "toy", "--data", str(gen)])     # trainable CNN: nothing to cache
+    with pytest.raises(SystemExit):
+        cache_features_main(["--preset", "voc", "--data", str(gen.parent / "missing")])
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_voc_reader_maps(tmp_path):
