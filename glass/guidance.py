@@ -107,9 +107,9 @@ def match_label_maps(slot_masks: torch.Tensor, label_maps, ignore_index: int = 2
     return (*(torch.tensor(x, dtype=torch.long) for x in out[:3]), torch.tensor(out[3], dtype=torch.float32))
 
 # %% ../nbs/40_guidance.ipynb #07a9d0e1
-def guidance_loss(slot_masks: torch.Tensor, label_maps, ignore_index: int = 255, eps: float = 1e-12):
-    "BCE between matched slots' masks (B,S,H,W) and their segments in `label_maps` (B,H,W) -> (loss, n_matched)."
-    bi, si, vi, _ = match_label_maps(slot_masks, label_maps, ignore_index)
+def guidance_loss(slot_masks: torch.Tensor, label_maps, ignore_index: int = 255, eps: float = 1e-12, matches=None):
+    "BCE between matched slots' masks (B,S,H,W) and their segments in `label_maps` (B,H,W) -> (loss, n_matched). `matches`: a precomputed `match_label_maps` result."
+    bi, si, vi, _ = match_label_maps(slot_masks, label_maps, ignore_index) if matches is None else matches
     if not len(bi): return slot_masks.sum() * 0.0, 0
     dev = slot_masks.device
     bi, si, vi = bi.to(dev), si.to(dev), vi.to(dev)

@@ -11,7 +11,7 @@ from torch import nn
 from .core import GlassConfig, preset, get_device, get_dtype, load_config
 from .slots import build_encoder, encoder_preprocess, SlotAttention, SlotProjection, resize_masks
 from .decoder import SlotDecoder
-from .guidance import guidance_loss, hungarian_match, label_map_to_segments, iou_matrix
+from .guidance import guidance_loss, match_label_maps, hungarian_match, label_map_to_segments, iou_matrix
 
 # %% auto #0
 __all__ = ['mlp', 'DinosaurMLPDecoder', 'GLASS', 'tiny_config', 'load_glass', 'matched_iou']
@@ -45,6 +45,17 @@ class DinosaurMLPDecoder(nn.Module):
         return F.mse_loss(self(slots)[0].float(), target)
 
 # %% ../nbs/55_model.ipynb #c9f418ad
+_MATCHER = None
+
+def _matcher():
+    "One background thread for host-side matching (its `.cpu()` wait releases the GIL, so the main thread keeps queueing device work)."
+    global _MATCHER
+    if _MATCHER is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _MATCHER = ThreadPoolExecutor(1, thread_name_prefix="glass-match")
+    return _MATCHER
+
+# %% ../nbs/55_model.ipynb #9ffcd012
 class GLASS(nn.Module):
     "Encoder + slot attention + frozen decoder (diffusion or DINOSAUR MLP) + guidance: the model trained by GLASS."
     def __init__(self, cfg: GlassConfig, device=None):
@@ -133,11 +144,15 @@ class GLASS(nn.Module):
         "One step of Eq. 4: dict(loss (with graph), mse, guidance (detached), n_matched)."
         feats = batch.get("features")
         enc = self.encode_slots(pixel_values=None if feats is not None else batch.get("pixel_values"), features=feats)
-        mse = self.reconstruction_loss(batch, enc)
         w = float(self.cfg.guidance.weight)
-        if w > 0 and "masks" in batch:
+        guided = w > 0 and "masks" in batch
+        if guided:  # Hungarian matching on the host, in a thread, while the device runs the decoder
             labels = batch["masks"].to(self.device)
-            g, n = guidance_loss(resize_masks(enc["masks"], labels.shape[-2:]), labels)
+            masks = resize_masks(enc["masks"], labels.shape[-2:])
+            pending = _matcher().submit(match_label_maps, masks.detach(), labels)
+        mse = self.reconstruction_loss(batch, enc)
+        if guided:
+            g, n = guidance_loss(masks, labels, matches=pending.result())
             loss = mse + w * g
         else:
             g, n, loss = torch.zeros((), device=mse.device), 0, mse
