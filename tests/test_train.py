@@ -111,7 +111,7 @@ def test_papermill_notebook(setup, tiny, tmp_path):
     out = tmp_path / "run"
     over = [f"{k}={v}" for k, v in tiny_overrides(tiny, steps=4).items()
             if k not in ("train.steps", "train.batch_size", "train.precision", "train.val_every", "train.checkpoint_every")]
-    over += ["train.val_every=4", "train.checkpoint_every=2"]
+    over += ["train.val_every=4", "train.checkpoint_every=2", "train.grad_accum=2"]
     nb = pm.execute_notebook(str(ROOT / "nbs/90_train.ipynb"), str(tmp_path / "train.ipynb"), kernel_name="python3",
                              cwd=str(ROOT / "nbs"), progress_bar=False,
                              parameters=dict(preset="coco", data=str(setup["data"]), out=str(out), steps=4,
@@ -120,6 +120,8 @@ def test_papermill_notebook(setup, tiny, tmp_path):
     assert [r["step"] for r in read_log(out)] == [1, 2, 3, 4]
     assert (out / "figures" / f"{checkpoint_name(4)}.png").stat().st_size > 1000
     assert json.loads((out / "config.json").read_text())["slots"]["num_slots"] == 3
+    state = json.loads((out / "checkpoints" / checkpoint_name(4) / "state.json").read_text())
+    assert state["position"] == 4 * 2 * 2 and state["images_per_step"] == 4          # batch 2 x 2 micro-batches
     assert list((out / "tb").rglob("events.out.tfevents.*"))         # TensorBoard by default
     kinds = [o.get("output_type") for c in nb.cells for o in c.get("outputs", [])]
     pngs = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
@@ -153,3 +155,19 @@ def test_bad_config_field_fails_at_once(setup):
     r = subprocess.run([sys.executable, "-m", "glass.train", "--data", str(setup["data"]), "--set", "slots.num_slot=3"],
                        env=ENV, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and "slots.num_slots" in r.stderr, r.stderr
+
+
+def test_ddp_two_processes(setup):
+    "Two CPU processes (gloo): each takes its share of every global batch; each saves its own RNG state."
+    out = setup["dir"] / "ddp"
+    cfgf = setup["dir"] / "cfg-ddp.json"; save_config(setup["cfg"], cfgf)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "glass.train",
+           "--config", str(cfgf), "--data", str(setup["data"]), "--out", str(out), "--no-progress", "--log-with", "none",
+           "--cpu", "--max-steps", "3"]
+    r = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ck = out / "checkpoints" / checkpoint_name(3)
+    state = json.loads((ck / "state.json").read_text())
+    assert state["world_size"] == 2 and state["position"] == 3 * 2 * 2
+    assert (ck / "rng-0.pt").exists() and (ck / "rng-1.pt").exists()
+    assert r.stdout.count("glass-train: step 3") == 1                                # the main process reports
