@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from glass.core import preset, seed_everything
 from glass.model import GLASS
+from glass.train import make_optimizer
 
 SIZES = {
     # name: (batch, encoder px, decoder px, mask px, slots, slot size)
@@ -95,15 +96,14 @@ def run_variant(name, size, folders, device, *, precision="fp32", cached=False, 
     seed_everything(0)
     if device.type == "cuda": torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     cfg = make_config(size, folders, precision if device.type == "cuda" else "fp32")
+    cfg.train.fused_optimizer, cfg.train.channels_last = fused, channels_last   # the settings glass-train reads
     model = GLASS(cfg, device=device).train()
-    if channels_last and hasattr(model, "decoder") and hasattr(model.decoder, "unet"):
-        model.decoder.unet.to(memory_format=torch.channels_last)
+    if cfg.train.channels_last and device.type == "cuda": model.decoder.unet.to(memory_format=torch.channels_last)
     if compile:
         model.slot_attention = torch.compile(model.slot_attention)
         model.decoder.unet = torch.compile(model.decoder.unet)
     params = model.trainable_parameters()
-    kw = {"fused": True} if fused and device.type == "cuda" else {}
-    opt = torch.optim.AdamW(params, lr=cfg.train.lr, betas=cfg.train.betas, eps=cfg.train.eps, **kw)
+    opt = make_optimizer(params, cfg.train, device.type)
     batch = make_batch(model, size, device, cached)
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     ctx = (lambda: torch.autocast(device.type, dtype=amp)) if amp is not None else nullcontext

@@ -94,7 +94,9 @@ class TrainConfig:
     val_every: int = 5_000
     num_workers: int = 4
     cache_features: bool = False              # use cached frozen-encoder features when present
-    compile: bool = False
+    compile: bool = False                     # torch.compile (inductor) of the model through accelerate
+    fused_optimizer: bool = True              # fused AdamW kernel (CUDA only)
+    channels_last: bool = False               # channels-last memory format for the frozen UNet (CUDA only)
     seed: int = 0
 
 @dataclass

@@ -13,9 +13,9 @@ from .core import (GlassConfig, PRESETS, preset, apply_overrides, parse_override
 # %% auto #0
 __all__ = ['CKPT_RE', 'epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'checkpoint_name', 'list_checkpoints',
            'begin_checkpoint', 'commit_checkpoint', 'verify_checkpoint', 'rng_state', 'set_rng_state', 'read_log',
-           'plot_log', 'latest_figure', 'validation_figure', 'training_step_module', 'resolve_precision', 'check_data',
-           'make_dataset', 'read_checkpoint', 'find_resumable', 'write_checkpoint', 'train', 'build_parser',
-           'config_from_args', 'main']
+           'plot_log', 'latest_figure', 'validation_figure', 'training_step_module', 'make_optimizer',
+           'resolve_precision', 'check_data', 'make_dataset', 'read_checkpoint', 'find_resumable', 'write_checkpoint',
+           'train', 'build_parser', 'config_from_args', 'main']
 
 # %% ../nbs/80_train.ipynb #99d0f82d
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -220,6 +220,12 @@ def training_step_module(model):
         def forward(self, batch): return self.model.training_step(batch)
     return TrainingStep(model)
 
+def make_optimizer(params, t, device_type: str = "cpu"):
+    "AdamW over `params` with the recipe of `cfg.train` (`t`); the fused kernel on CUDA when `t.fused_optimizer`."
+    import torch
+    kw = {"fused": True} if t.fused_optimizer and device_type == "cuda" else {}
+    return torch.optim.AdamW(params, lr=t.lr, betas=tuple(t.betas), eps=t.eps, weight_decay=t.weight_decay, **kw)
+
 def resolve_precision(precision: str, device_type: str) -> str:
     "accelerate's mixed-precision name for `precision` on `device_type`; fp16 on a CPU falls back to 'no' (fp32)."
     names = {"fp32": "no", "no": "no", "fp16": "fp16", "bf16": "bf16"}
@@ -391,7 +397,9 @@ def train(cfg: GlassConfig, data, out, resume: bool = False, max_steps: int | No
     ids = {id(p) for p in params}
     for p in model.parameters(): p.requires_grad_(id(p) in ids)
     for p in params: p.data = p.data.float()
-    opt = torch.optim.AdamW(params, lr=t.lr, betas=tuple(t.betas), eps=t.eps, weight_decay=t.weight_decay)
+    opt = make_optimizer(params, t, device_type)
+    if t.channels_last and device_type == "cuda" and hasattr(getattr(model, "decoder", None), "unet"):
+        model.decoder.unet.to(memory_format=torch.channels_last)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)          # constant, with a state to checkpoint
     step, position = 0, 0
     if ck is not None:
