@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole GPU measurement in one call (device time is scarce): every variant and size, results to $OUT.
-# On the lent machine (python3 has CUDA torch, transformers, accelerate; diffusers travels as a wheel in .whl/):
+# First, here: benchmarks/fetch_wheels.sh (diffusers, importlib_metadata, nltk travel as wheels in .whl/). Then on the lent machine:
 #   bash benchmarks/gpu.sh
 set -uo pipefail
 OUT=${OUT:-benchmarks/results}; mkdir -p "$OUT"
