@@ -10,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import (GlassConfig, PRESETS, preset, load_config, save_config, apply_overrides, parse_overrides,
-                        config_to_dict, get_dtype, load_pretrained, write_shard, atomic_path, atomic_write_text, overlay)
+                        config_to_dict, get_dtype, load_pretrained, write_shard, read_shard, atomic_path, atomic_write_text,
+                        overlay)
 from .hooks import attention_taps, encode_texts
 from .prompts import extract_classes, make_prompt, class_prompt, labels_to_classes
 from .refine import class_token_indices, pseudo_mask
@@ -164,7 +165,6 @@ def check_config(out, cfg: GlassConfig):
 def contact_sheet(out, n: int = 16, cols: int = 4, path=None) -> Path:
     "PNG grid of the first `n` items of `out`: each image beside its mask overlay (white = ignore)."
     from PIL import Image
-    from glass.core import read_shard
     out = Path(out); cells = []
     for s in sorted(out.glob("shard-*.safetensors")):
         t, _, _ = read_shard(s, keys=["images", "masks"])
@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  caption is needed for prompts.source=caption (GLASS), labels for prompts.source=labels (GLASS-dagger)\n"
                "examples:\n"
                "  glass-generate --preset coco --input captions.jsonl --out data/coco-gen\n"
-               "  accelerate launch -m glass.generate --preset voc-dagger --input voc_labels.jsonl --out data/voc-gen\n"
+               "  accelerate launch --num_processes 8 -m glass.generate --preset voc-dagger --input voc_labels.jsonl --out data/voc-gen\n"
+               "  torchrun --nproc_per_node 2 -m glass.generate --cpu ...   (several CPU processes; accelerate needs MPI for that)\n"
                "  glass-generate --input c.jsonl --out d --model /models/sd21 --steps 50 --set generate.fg_threshold=0.7\n"
                f"presets: {', '.join(PRESETS)}")
     p.add_argument("--input", "-i", required=True, metavar="FILE", help="JSONL file of records (see below)")
@@ -311,7 +312,8 @@ def main(argv=None):
         print(f"glass-generate: error: {e}", file=sys.stderr); sys.exit(1)
     if "complete" in s:
         print(f"glass-generate: {s['num_items']} items in {a.out} ({'complete' if s['complete'] else 'incomplete'}); "
-              f"this run wrote {s['shards_written']} shards, skipped {s['shards_skipped']} complete ones")
+              f"process {s['rank'] + 1}/{s['num_processes']} wrote {s['shards_written']} shards, "
+              f"skipped {s['shards_skipped']} complete ones")
     return s
 
 # %% ../nbs/35_pseudo_labels.ipynb #350b0b46
