@@ -13,8 +13,9 @@ import numpy as np
 __all__ = ['PRESETS', 'DTYPES', 'COMMANDS', 'EncoderConfig', 'SlotConfig', 'DecoderConfig', 'GuidanceConfig', 'PromptConfig',
            'GenerateConfig', 'TrainConfig', 'EvalConfig', 'GlassConfig', 'preset', 'config_fields', 'apply_overrides',
            'parse_overrides', 'atomic_path', 'atomic_write_text', 'config_to_dict', 'config_from_dict', 'save_config',
-           'load_config', 'seed_everything', 'get_device', 'get_dtype', 'write_shard', 'read_shard', 'hub_reachable',
-           'load_pretrained', 'palette', 'color_mask', 'overlay', 'to_uint8_image', 'glass_cli']
+           'load_config', 'add_config_args', 'config_from_args', 'seed_everything', 'get_device', 'get_dtype',
+           'write_shard', 'read_shard', 'hub_reachable', 'load_pretrained', 'palette', 'color_mask', 'overlay',
+           'to_uint8_image', 'glass_cli']
 
 # %% ../nbs/00_core.ipynb #cf390e52
 @dataclass
@@ -280,6 +281,28 @@ def load_config(path) -> GlassConfig:
     try: d = json.loads(path.read_text())
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
     return config_from_dict(d, source=str(path))
+
+# %% ../nbs/00_core.ipynb #5552a960
+def add_config_args(parser, default_preset: str = "coco"):
+    "Add `--preset`, `--config` and `--set FIELD=VALUE ...` to an argparse parser."
+    g = parser.add_argument_group("configuration")
+    g.add_argument("--preset", default=default_preset, metavar="NAME",
+                   help=f"configuration preset: {', '.join(PRESETS)} (default {default_preset})")
+    g.add_argument("--config", metavar="FILE", help="start from a saved config.json (e.g. a run's) instead of a preset")
+    g.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
+                   help="override config fields by dotted name, e.g. --set slots.iters=5 train.lr=1e-4 (repeatable)")
+    return parser
+
+def config_from_args(args, parser=None, extra: dict | None = None) -> GlassConfig:
+    "The `GlassConfig` named by `--preset`/`--config`, with `extra` dotted fields (from specific flags) and then `--set` applied."
+    try:
+        cfg = load_config(args.config) if getattr(args, "config", None) else preset(args.preset)
+        cfg = apply_overrides(cfg, {k: v for k, v in (extra or {}).items() if v is not None})
+        return apply_overrides(cfg, parse_overrides(getattr(args, "overrides", None)))
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        msg = e.args[0] if e.args else str(e)
+        if parser is None: raise
+        parser.error(msg)
 
 # %% ../nbs/00_core.ipynb #752d344d
 def seed_everything(seed: int) -> None:
