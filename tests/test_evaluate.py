@@ -178,9 +178,19 @@ def test_glass_eval_errors(tiny_run, stripes, tmp_path, capsys):
         with pytest.raises(SystemExit) as e: main(argv)
         assert e.value.code == 2
         assert msg in capsys.readouterr().err
+    # a folder of bare weights without any config.json: the error names --config / --preset; --config makes it work
+    import shutil
+    bare = tmp_path / "bare" / "step-0000004"
+    shutil.copytree(run / "checkpoints" / "step-0000004", bare)
+    (bare / "config.json").unlink(); (bare / "state.json").unlink()          # bare weights, no manifest
+    with pytest.raises(SystemExit): main(["--checkpoint", str(bare), "--data", str(stripes), "--dataset", "voc"])
+    assert "--config FILE or --preset NAME" in capsys.readouterr().err
+    main(["--checkpoint", str(bare), "--config", str(run / "config.json"), "--data", str(stripes), "--dataset", "voc",
+          "--out", str(tmp_path / "ev"), "--limit", "1", "--figures", "0", "--device", "cpu", "--no-progress"])
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["n_images"] == 1
     helptext = build_parser().format_help()
     for opt in ("--checkpoint", "--data", "--dataset", "--out", "--limit", "--fid", "--probe", "--preset", "--set",
-                "--protocol", "--figures", "--device", "--batch-size"):
+                "--protocol", "--figures", "--device", "--batch-size", "--config", "--probe-steps", "--split", "--num-workers"):
         assert opt in helptext
 
 
