@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import read_shard, write_shard, preset, parse_overrides, get_device
+from .core import read_shard, write_shard, get_device
 
 # %% auto #0
 __all__ = ['SHARD_RE', 'FEATURES_DIR', 'VOC_NAMES', 'VOC_LAYOUT', 'COCO_LAYOUT', 'PROTOCOLS', 'shard_header', 'list_shards',
@@ -324,14 +324,11 @@ def verify_features(folder, encoder, n: int = 4, features=True, seed: int = 0) -
 def cache_features_main(argv=None):
     "Console script `glass-cache-features`."
     import argparse
-    from glass.core import PRESETS, get_dtype
+    from glass.core import add_config_args, config_from_args, get_dtype
     p = argparse.ArgumentParser(prog="glass-cache-features",
         description="Cache the frozen encoder's features of every item of a folder of glass shards (one features "
                     "file per shard, in <data>/features/, written atomically; rerun to resume). Training uses the "
                     "cache when it is present and matches the shards.")
-    p.add_argument("--preset", default="coco", help=f"configuration preset giving the encoder ({', '.join(PRESETS)}); default coco")
-    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                   help="dotted config overrides, e.g. encoder.model=/path/to/dinov2-base encoder.resolution=448")
     p.add_argument("--data", required=True, help="folder of shards written by glass-generate")
     p.add_argument("--out", default=None, help="features folder (default <data>/features; training looks there)")
     p.add_argument("--batch-size", type=int, default=16, help="images per encoder forward (default 16)")
@@ -340,9 +337,9 @@ def cache_features_main(argv=None):
     p.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="stored feature dtype (default fp16: half the disk)")
     p.add_argument("--overwrite", action="store_true", help="recompute every file, even those that match")
     p.add_argument("--check", type=int, default=4, metavar="N", help="afterwards compare N random cached items with the on-the-fly encoder (0: skip; default 4)")
+    add_config_args(p, "coco")                                   # the encoder: --set encoder.model=... encoder.resolution=...
     a = p.parse_args(argv)
-    try: cfg = preset(a.preset, **parse_overrides(a.set))
-    except (KeyError, ValueError) as e: p.error(str(e.args[0] if e.args else e))
+    cfg = config_from_args(a, p)
     from glass.slots import build_encoder
     if cfg.encoder.trainable or cfg.encoder.kind != "dinov2":
         p.error(f"encoder.kind={cfg.encoder.kind} trainable={cfg.encoder.trainable}: only a frozen encoder can be cached")

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import (GlassConfig, PRESETS, preset, load_config, save_config, apply_overrides, parse_overrides,
-                        config_to_dict, get_dtype, load_pretrained, write_shard, read_shard, atomic_path, atomic_write_text,
+from . import core
+from .core import (GlassConfig, PRESETS, preset, load_config, save_config, add_config_args, config_to_dict,
+                        get_dtype, load_pretrained, write_shard, read_shard, atomic_path, atomic_write_text,
                         overlay)
 from .hooks import attention_taps, encode_texts
 from .prompts import extract_classes, make_prompt, class_prompt, labels_to_classes
@@ -270,8 +271,6 @@ def build_parser() -> argparse.ArgumentParser:
                f"presets: {', '.join(PRESETS)}")
     p.add_argument("--input", "-i", required=True, metavar="FILE", help="JSONL file of records (see below)")
     p.add_argument("--out", "-o", required=True, metavar="FOLDER", help="output folder (created; an existing one is resumed)")
-    p.add_argument("--preset", default="coco", choices=list(PRESETS), metavar="NAME", help=f"configuration preset: {', '.join(PRESETS)} (default coco)")
-    p.add_argument("--config", metavar="FILE", help="start from a saved config.json instead of a preset (e.g. OUT/config.json)")
     p.add_argument("--model", metavar="ID|FOLDER", help="Stable Diffusion hub id or local folder (decoder.model)")
     p.add_argument("--source", choices=["caption", "labels"], help="prompt classes from caption nouns or ground-truth labels (prompts.source)")
     p.add_argument("--vocab", metavar="VOCAB", help="class vocabulary: coco, voc or comma-separated names (prompts.vocab)")
@@ -283,26 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items-per-shard", type=int, metavar="N", help="items per shard file (generate.items_per_shard)")
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], help="model precision (generate.precision; fp16 falls back to fp32 on a CPU)")
     p.add_argument("--seed", type=int, help="base seed: item i uses seed+i (generate.seed)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override any config field, e.g. --set generate.cross_res=16 (repeatable)")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N records of the input")
     p.add_argument("--contact-sheet", type=int, default=16, metavar="N", help="items on contact_sheet.png (0: none; default 16)")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
+    return add_config_args(p, "coco")
 
-def config_from_args(a) -> GlassConfig:
+def config_from_args(a, parser=None) -> GlassConfig:
     "The configuration from parsed `glass-generate` arguments (preset or --config, options, then --set)."
-    cfg = load_config(a.config) if a.config else preset(a.preset)
-    apply_overrides(cfg, {f: getattr(a, k) for k, f in _ARG_FIELDS.items() if getattr(a, k) is not None})
-    return apply_overrides(cfg, parse_overrides(a.set))
+    return core.config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
 
 def main(argv=None):
     "Entry point of `glass-generate` (and `accelerate launch -m glass.generate`)."
     p = build_parser()
     a = p.parse_args(argv)
+    cfg = config_from_args(a, p)
     try:
-        cfg = config_from_args(a)
         read_records(a.input, cfg.prompts.source, a.limit)            # fail fast on bad input
     except (FileNotFoundError, KeyError, ValueError) as e:
         p.error(str(e.args[0] if e.args else e))

@@ -479,7 +479,7 @@ def caption_folder(folder, out, captioner=None, model=None, batch_size: int = 16
 def caption_main(argv=None):
     "`glass-caption`: caption a folder of real images with BLIP-2 into a JSONL file (the input of glass-generate)."
     import argparse
-    from glass.core import preset, parse_overrides, PRESETS
+    from glass.core import add_config_args, config_from_args
     p = argparse.ArgumentParser(prog="glass-caption", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Caption a folder of real images with BLIP-2. Writes OUT as JSONL, one "
                     '{"id", "image", "caption"} record per line (id: the path relative to FOLDER without extension), '
@@ -487,8 +487,8 @@ def caption_main(argv=None):
                     "or OUT.partial are skipped, and OUT is written atomically at the end.")
     p.add_argument("folder", help="folder of real images (" + " ".join(IMAGE_EXTS) + ")")
     p.add_argument("--out", "-o", required=True, help="output JSONL file (created or completed)")
-    p.add_argument("--model", default=None, help="BLIP-2 hub id or local folder (default: the preset's prompts.captioner)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: prompts.caption_batch_size)")
+    p.add_argument("--model", default=None, help="BLIP-2 hub id or local folder (prompts.captioner; default: the preset's)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (prompts.caption_batch_size; default: the preset's)")
     p.add_argument("--device", default="auto", help="torch device: auto, cuda, cuda:1, cpu, ...")
     p.add_argument("--precision", default="auto", choices=["auto", "fp16", "bf16", "fp32"],
                    help="weights' precision; auto = fp16 on a GPU, fp32 on a CPU")
@@ -497,16 +497,13 @@ def caption_main(argv=None):
     p.add_argument("--recursive", action="store_true", help="also caption images in sub-folders")
     p.add_argument("--limit", type=int, default=None, help="caption only the first N images (sorted by path)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--preset", default="coco", choices=list(PRESETS), help="configuration preset")
-    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                   help="dotted configuration overrides, e.g. prompts.captioner=/models/blip2")
+    add_config_args(p, "coco")
     a = p.parse_args(argv)
-    try: cfg = preset(a.preset, **parse_overrides(a.set))
-    except (KeyError, ValueError) as e: p.error(str(e))
+    cfg = config_from_args(a, p, extra={"prompts.captioner": a.model, "prompts.caption_batch_size": a.batch_size})
     folder = Path(a.folder)
     if not folder.is_dir(): p.error(f"image folder {folder} does not exist or is not a folder")
     if not list_images(folder, a.recursive): p.error(f"image folder {folder} holds no image ({' '.join(IMAGE_EXTS)})")
-    caption_folder(folder, a.out, model=a.model or cfg.prompts.captioner,
-                   batch_size=a.batch_size or cfg.prompts.caption_batch_size, recursive=a.recursive, limit=a.limit,
-                   progress=not a.no_progress, device=a.device, dtype=None if a.precision == "auto" else a.precision,
-                   max_new_tokens=a.max_new_tokens, num_beams=a.num_beams)
+    caption_folder(folder, a.out, model=cfg.prompts.captioner, batch_size=cfg.prompts.caption_batch_size,
+                   recursive=a.recursive, limit=a.limit, progress=not a.no_progress, device=a.device,
+                   dtype=None if a.precision == "auto" else a.precision, max_new_tokens=a.max_new_tokens,
+                   num_beams=a.num_beams)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse, contextlib, hashlib, json, math, os, random, re, shutil, signal, sys, time
 from pathlib import Path
 import numpy as np
-from .core import (GlassConfig, PRESETS, preset, apply_overrides, parse_overrides, save_config, load_config,
-                        config_to_dict, seed_everything, atomic_path, atomic_write_text, overlay, to_uint8_image)
+from . import core
+from .core import (GlassConfig, PRESETS, add_config_args, save_config, load_config, config_to_dict,
+                        seed_everything, atomic_path, atomic_write_text, overlay, to_uint8_image)
 
 # %% auto #0
 __all__ = ['CKPT_RE', 'epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'checkpoint_name', 'list_checkpoints',
@@ -526,9 +527,6 @@ def build_parser() -> argparse.ArgumentParser:
                "  glass-train --preset voc --data data/voc-gen --out runs/voc --resume\n"
                "  glass-train --preset voc --data d --set decoder.model=/models/sd21 --set encoder.model=/models/dinov2\n"
                f"presets: {', '.join(PRESETS)}")
-    p.add_argument("--preset", default="coco", choices=list(PRESETS), metavar="NAME",
-                   help=f"configuration preset: {', '.join(PRESETS)} (default coco)")
-    p.add_argument("--config", metavar="FILE", help="start from a saved config.json instead of a preset (e.g. a run's out/config.json)")
     p.add_argument("--data", required=True, metavar="FOLDER", help="folder of shards written by glass-generate (manifest.json, shard-*.safetensors)")
     p.add_argument("--out", metavar="FOLDER", help="output folder: checkpoints/, log.jsonl, tb/, figures/, config.json (default runs/<preset>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest usable checkpoint in --out (a damaged one falls back to the previous)")
@@ -544,34 +542,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-every", type=int, metavar="N", help="steps between validation figures (train.val_every; 0: none)")
     p.add_argument("--num-workers", type=int, metavar="N", help="data-loader worker processes (train.num_workers)")
     p.add_argument("--seed", type=int, help="seed of the data order, noise and initialisation (train.seed)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="set any config field by dotted name, e.g. --set slots.iters=5 --set guidance.weight=0.5 (repeatable)")
     p.add_argument("--log-with", default="tensorboard", choices=["tensorboard", "none"], help="experiment tracker (default tensorboard, in OUT/tb)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels and math attention (slower): a resumed run then matches an uninterrupted one bit for bit on "
                         "a GPU too; without it, GPU atomics make any two runs differ slightly (on a CPU runs are always exact)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
+    return add_config_args(p, "coco")
 
 _ARG_FIELDS = {"steps": "train.steps", "batch_size": "train.batch_size", "grad_accum": "train.grad_accum", "lr": "train.lr",
                "precision": "train.precision", "checkpoint_every": "train.checkpoint_every",
                "keep_checkpoints": "train.keep_checkpoints", "log_every": "train.log_every", "val_every": "train.val_every",
                "num_workers": "train.num_workers", "seed": "train.seed"}
 
-def config_from_args(a) -> GlassConfig:
+def config_from_args(a, parser=None) -> GlassConfig:
     "The run's configuration from parsed `glass-train` arguments (preset or --config, options, then --set)."
-    cfg = load_config(a.config) if a.config else preset(a.preset)
-    apply_overrides(cfg, {f: getattr(a, k) for k, f in _ARG_FIELDS.items() if getattr(a, k) is not None})
-    return apply_overrides(cfg, parse_overrides(a.set))
+    return core.config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
 
 def main(argv=None):
     "Entry point of `glass-train` (and `accelerate launch -m glass.train`)."
     p = build_parser()
     a = p.parse_args(argv)
+    cfg = config_from_args(a, p)
     try:
         check_data(a.data)
-        cfg = config_from_args(a)
     except (FileNotFoundError, NotADirectoryError, KeyError, ValueError) as e:
         p.error(str(e.args[0] if e.args else e))
     out = Path(a.out or Path("runs") / cfg.name)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from glass.core import preset, read_shard
-from glass.generate import (main, build_parser, generate, generate_batch, load_pipeline, make_item, read_records,
+from glass.generate import (main, build_parser, config_from_args, generate, generate_batch, load_pipeline, make_item, read_records,
                             my_shards, shard_ids)
 
 CAPS = ["a dog next to a red car", "a cat on a chair", "a man and a dog on the road", "a bus on the street",
@@ -161,5 +161,10 @@ def test_labels_source_and_help(tmp_path):
     for opt in ("--input", "--out", "--preset", "--config", "--set", "--steps", "--guidance-scale", "--batch-size",
                 "--items-per-shard", "--train-resolution", "--limit", "--contact-sheet", "--source", "--model"):
         assert opt in help_text
+    a = build_parser().parse_args(["-i", "x", "-o", "y", "--preset", "voc", "--steps", "7", "--model", "/m", "--set",
+                                   "generate.steps=9", "generate.cross_res=8", "--set", "generate.self_res=16"])
+    c = config_from_args(a)                                             # preset, then the options, then --set
+    assert (c.name, c.generate.steps, c.decoder.model, c.generate.cross_res, c.generate.self_res) == ("voc", 9, "/m", 8, 16)
+    assert config_from_args(build_parser().parse_args(["-i", "x", "-o", "y"])).generate.steps == preset("coco").generate.steps
     assert my_shards(7, 2, 1, 3) == [1] and my_shards(7, 2, 0, 3) == [0, 3]
     assert shard_ids(tmp_path/"none.safetensors") is None

@@ -234,8 +234,9 @@ def test_caption_main_writes_and_resumes(tiny, tmp_path):
     assert all(set(r) == {"id", "image", "caption"} and Path(r["image"]) == p.resolve() for r, p in zip(recs, paths))
     assert not out.with_name(out.name + ".partial").exists()
     first = out.read_text()
-    caption_main(argv)                                                   # nothing to do: file untouched
-    assert out.read_text() == first
+    caption_main([str(tmp_path / "img"), "--out", str(out), "--set", f"prompts.captioner={tiny['blip2']}",
+                  "prompts.caption_batch_size=4", "--set", "prompts.vocab=voc", "--max-new-tokens", "4", "--no-progress"])
+    assert out.read_text() == first                                      # same settings spelt with --set: nothing to do
     _images(tmp_path / "img", n=8)                                       # two new images
     cap = Counting(Blip2Captioner(str(tiny["blip2"]), max_new_tokens=4))
     caption_folder(tmp_path / "img", out, captioner=cap, batch_size=4, progress=False)
@@ -266,6 +267,11 @@ def test_caption_main_errors_and_help(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as e: caption_main([str(tmp_path / "empty"), "--out", str(tmp_path / "x.jsonl")])
     assert e.value.code == 2 and f"image folder {tmp_path / 'empty'} holds no image" in capsys.readouterr().err
+    _images(tmp_path / "img", n=1)
+    for bad, msg in ((["--set", "prompts.captioner=x", "prompts.captionr=y"], "did you mean prompts.captioner"),
+                     (["--preset", "vocc"], "valid presets: voc, coco"), (["--set", "captioner"], "field.name=value")):
+        with pytest.raises(SystemExit) as e: caption_main([str(tmp_path / "img"), "--out", str(tmp_path / "x.jsonl"), *bad])
+        assert e.value.code == 2 and msg in capsys.readouterr().err, bad
     with pytest.raises(SystemExit) as e: caption_main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out

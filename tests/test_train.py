@@ -140,8 +140,16 @@ def test_help_documents_every_option():
         assert r2.returncode == 0 and r2.stdout == r.stdout
 
 
+def test_options_then_set_in_either_spelling():
+    from glass.train import config_from_args
+    a = build_parser().parse_args(["--data", "d", "--preset", "voc", "--steps", "7", "--lr", "0.5", "--set", "train.steps=9",
+                                   "slots.iters=2", "--set", "guidance.weight=0", "--batch-size", "3"])
+    c = config_from_args(a)                                            # preset, then the options, then --set
+    assert (c.name, c.train.steps, c.train.lr, c.slots.iters, c.guidance.weight, c.train.batch_size) == ("voc", 9, 0.5, 2, 0.0, 3)
+
+
 @pytest.mark.parametrize("args,expect", [
-    (["--preset", "vocc", "--data", "."], ["invalid choice: 'vocc'", "voc", "coco-dagger"]),
+    (["--preset", "vocc", "--data", "."], ["unknown preset 'vocc'", "voc", "coco-dagger"]),
     (["--preset", "voc", "--data", "/nonexistent/shards"], ["/nonexistent/shards does not exist", "glass-generate"]),
     (["--preset", "voc", "--data", "tests"], ["holds no shards", "manifest.json"]),
 ])
