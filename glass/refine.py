@@ -38,6 +38,7 @@ def _resize(x, size, mode):
     "Resize (..., h, w) maps to `size` (int) with torch's interpolation `mode`."
     if x.shape[-1] == size and x.shape[-2] == size: return x
     lead = x.shape[:-2]
+    if x.numel() == 0: return x.new_zeros(*lead, size, size)       # no class (a caption without class nouns)
     y = F.interpolate(x.reshape(1, -1, *x.shape[-2:]), size=(size, size), mode=mode,
                       align_corners=False if mode in ("bilinear", "bicubic") else None)
     return y.reshape(*lead, size, size)

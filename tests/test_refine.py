@@ -96,3 +96,6 @@ def test_class_tokens_and_pseudo_mask():
     assert labels.tolist() == [[1] * 4, [1] * 4, [0] * 4, [2] * 4]
     assert scores.shape == (2, 4, 4)
     torch.testing.assert_close(class_maps(cross, [[1, 2]])[0], cross[:, 1:3].mean(-1).view(4, 4))
+    for A in (None, torch.softmax(torch.rand(64, 64), -1)):          # no class: all background, no scores
+        labels, scores = pseudo_mask(torch.rand(16, 77), A, [], 32, g)
+        assert (labels == 0).all() and labels.shape == (32, 32) and scores.shape == (0, 32, 32)
