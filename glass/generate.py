@@ -4,7 +4,7 @@
 
 # %% ../nbs/35_pseudo_labels.ipynb #b9d21c6d
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, os, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -24,12 +24,13 @@ __all__ = ['read_records', 'make_item', 'generate_images', 'masks_from_taps', 't
 
 # %% ../nbs/35_pseudo_labels.ipynb #c2d1389c
 def read_records(path, source: str = "caption", limit: int | None = None) -> list:
-    "Validated records of a JSONL input file (each gets `line`, its 1-based line number); at most `limit` records."
+    """Validated records of a JSONL input file (each gets `line`, its 1-based line number); at most `limit` records.
+    With `source="caption"` a record whose caption is empty (BLIP-2 now and then says nothing) is skipped with a warning."""
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"input file {path} does not exist (expected JSONL: one "
                                                    '{"id": ..., "caption": "..."} object per line)')
     if source not in ("caption", "labels"): raise ValueError(f"prompts.source must be 'caption' or 'labels'; got {source!r}")
-    out, seen = [], {}
+    out, seen, empty = [], {}, []
     with open(path, encoding="utf-8") as f:
         for ln, line in enumerate(f, 1):
             if limit is not None and len(out) >= limit: break
@@ -47,16 +48,21 @@ def read_records(path, source: str = "caption", limit: int | None = None) -> lis
             seen[r["id"]] = ln
             cap = r.get("caption")
             if cap is not None and not isinstance(cap, str): raise ValueError(f"{where}: \"caption\" must be a string")
-            if source == "caption" and not cap:
+            if source == "caption" and cap is None:
                 raise ValueError(f"{where}: no \"caption\" (prompts.source=caption); caption the images with glass-caption, "
                                  "or use ground-truth labels with --set prompts.source=labels")
+            if source == "caption" and not cap.strip():
+                empty.append(ln); continue
             if source == "labels":
                 lab = r.get("labels")
                 if not isinstance(lab, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in lab):
                     raise ValueError(f"{where}: \"labels\" must be a list of class names or ids (prompts.source=labels); got {lab!r}")
             r["line"] = ln
             out.append(r)
-    if not out: raise ValueError(f"{path}: no records")
+    if empty:
+        warnings.warn(f"{path}: skipped {len(empty)} record(s) with an empty caption (line {', '.join(map(str, empty[:5]))}"
+                      f"{', ...' if len(empty) > 5 else ''})")
+    if not out: raise ValueError(f"{path}: no records" + (" with a non-empty caption" if empty else ""))
     return out
 
 def make_item(rec: dict, index: int, cfg: GlassConfig) -> dict:
@@ -292,13 +298,14 @@ def config_from_args(a, parser=None) -> GlassConfig:
     "The configuration from parsed `glass-generate` arguments (preset or --config, options, then --set)."
     return core.config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
 
-def main(argv=None):
-    "Entry point of `glass-generate` (and `accelerate launch -m glass.generate`)."
+def main(argv=None) -> None:
+    "Entry point of `glass-generate` (and `accelerate launch -m glass.generate`). Returns None: a console script's return value is its exit status."
     p = build_parser()
     a = p.parse_args(argv)
     cfg = config_from_args(a, p)
     try:
-        read_records(a.input, cfg.prompts.source, a.limit)            # fail fast on bad input
+        with warnings.catch_warnings():                                # generate() warns about skipped records
+            warnings.simplefilter("ignore"); read_records(a.input, cfg.prompts.source, a.limit)   # fail fast on bad input
     except (FileNotFoundError, KeyError, ValueError) as e:
         p.error(str(e.args[0] if e.args else e))
     try:
@@ -309,7 +316,6 @@ def main(argv=None):
         print(f"glass-generate: {s['num_items']} items in {a.out} ({'complete' if s['complete'] else 'incomplete'}); "
               f"process {s['rank'] + 1}/{s['num_processes']} wrote {s['shards_written']} shards, "
               f"skipped {s['shards_skipped']} complete ones")
-    return s
 
 # %% ../nbs/35_pseudo_labels.ipynb #350b0b46
 if __name__ == "__main__" and "get_ipython" not in globals(): main()

@@ -72,6 +72,14 @@ def test_in_process_run_and_resume(tmp_path, cfg, pipe):
         generate(cfg, tmp_path/"in2.jsonl", tmp_path/"out", pipe=pipe)
 
 
+def test_caption_without_class_nouns(cfg, pipe):
+    "Many real captions name no class of the vocabulary: the item is kept, its mask is all background."
+    items = [make_item({"id": i, "caption": c}, i, cfg) for i, c in enumerate(["a view of the street", CAPS[0]])]
+    assert items[0]["classes"] == [] and items[0]["prompt"] == "a view of the street"
+    out = generate_batch(pipe, items, cfg.generate)
+    assert out["masks"].shape == (2, 64, 64) and (out["masks"][0] == 0).all()
+
+
 def test_seeds_are_per_item(cfg, pipe):
     items = [make_item({"id": i, "caption": c}, i, cfg) for i, c in enumerate(CAPS[:2])]
     both = generate_batch(pipe, items, cfg.generate)
@@ -142,6 +150,10 @@ def test_bad_input_names_file_and_line(tmp_path, capsys):
     (tmp_path/"nocap.jsonl").write_text('{"id": 0}\n')
     with pytest.raises(ValueError, match="nocap.jsonl:1.*caption"):
         read_records(tmp_path/"nocap.jsonl")
+    (tmp_path/"empty.jsonl").write_text('{"id": 0, "caption": "a dog"}\n{"id": 1, "caption": "  "}\n{"id": 2, "caption": "a cat"}\n')
+    with pytest.warns(UserWarning, match=r"skipped 1 record\(s\) with an empty caption \(line 2\)"):
+        assert [r["id"] for r in read_records(tmp_path/"empty.jsonl")] == [0, 2]   # what glass-caption may write
+    assert [r["id"] for r in read_records(tmp_path/"empty.jsonl", limit=1)] == [0]
     (tmp_path/"lab.jsonl").write_text('{"id": 0, "labels": "dog"}\n')
     with pytest.raises(ValueError, match="lab.jsonl:1.*labels"):
         read_records(tmp_path/"lab.jsonl", "labels")
