@@ -559,8 +559,8 @@ def config_from_args(a, parser=None) -> GlassConfig:
     "The run's configuration from parsed `glass-train` arguments (preset or --config, options, then --set)."
     return core.config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
 
-def main(argv=None):
-    "Entry point of `glass-train` (and `accelerate launch -m glass.train`)."
+def main(argv=None) -> None:
+    "Entry point of `glass-train` (and `accelerate launch -m glass.train`). Returns None: a console script's return value is its exit status."
     p = build_parser()
     a = p.parse_args(argv)
     cfg = config_from_args(a, p)
@@ -575,7 +575,6 @@ def main(argv=None):
     except (FloatingPointError, FileExistsError, RuntimeError) as e:
         print(f"glass-train: error: {e}", file=sys.stderr); sys.exit(1)
     if s["main_process"]: print(f"glass-train: step {s['step']}; checkpoint {s['checkpoint']}; log {s['log']}")
-    return s
 
 # %% ../nbs/80_train.ipynb #e593f668
 if __name__ == "__main__" and "get_ipython" not in globals(): main()
