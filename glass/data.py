@@ -16,7 +16,7 @@ from .core import read_shard, write_shard, get_device
 __all__ = ['SHARD_RE', 'FEATURES_DIR', 'VOC_NAMES', 'VOC_LAYOUT', 'COCO_LAYOUT', 'PROTOCOLS', 'shard_header', 'list_shards',
            'check_shard', 'resize_label_map', 'ShardDataset', 'write_test_shards', 'cache_features', 'verify_features',
            'cache_features_main', 'Sample', 'VOCReader', 'COCOReader', 'resize_crop', 'eval_transform', 'EvalDataset',
-           'eval_reader', 'write_tiny_voc', 'write_tiny_coco']
+           'eval_reader', 'label_records', 'write_tiny_voc', 'write_tiny_coco']
 
 # %% ../nbs/60_data.ipynb #e5c9870e
 SHARD_RE = re.compile(r"^shard-(\d{6})\.safetensors$")
@@ -321,8 +321,8 @@ def verify_features(folder, encoder, n: int = 4, features=True, seed: int = 0) -
     return err
 
 # %% ../nbs/60_data.ipynb #075c188b
-def cache_features_main(argv=None):
-    "Console script `glass-cache-features`."
+def cache_features_main(argv=None) -> None:
+    "Console script `glass-cache-features`. Returns None: a console script's return value is its exit status."
     import argparse
     from glass.core import add_config_args, config_from_args, get_dtype
     p = argparse.ArgumentParser(prog="glass-cache-features",
@@ -343,7 +343,7 @@ def cache_features_main(argv=None):
     from glass.slots import build_encoder
     if cfg.encoder.trainable or cfg.encoder.kind != "dinov2":
         p.error(f"encoder.kind={cfg.encoder.kind} trainable={cfg.encoder.trainable}: only a frozen encoder can be cached")
-    try: ShardDataset(a.data, cfg.encoder.resolution, features=False)     # fail fast on a bad folder
+    try: n_items = len(ShardDataset(a.data, cfg.encoder.resolution, features=False))   # fail fast on a bad folder
     except (FileNotFoundError, ValueError) as e: p.error(str(e))
     device = get_device(a.device)
     enc = build_encoder(cfg.encoder).to(device=device, dtype=get_dtype(a.precision, device))
@@ -351,8 +351,7 @@ def cache_features_main(argv=None):
     print(f"features in {out}")
     if a.check:
         err = verify_features(a.data, enc, n=a.check, features=out)
-        print(f"largest |cached - on-the-fly| over {a.check} items: {err:.3g}")
-    return out
+        print(f"largest |cached - on-the-fly| over {min(a.check, n_items)} items: {err:.3g}")
 
 # %% ../nbs/60_data.ipynb #8b70fe74
 VOC_NAMES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
@@ -413,6 +412,13 @@ class VOCReader:
         inst = np.where(void, 0, obj).astype(np.int32); clsm = np.where(void, 0, cls).astype(np.int32)
         return Sample(k, img, inst, clsm, void, np.zeros_like(void))
 
+    def image_path(self, i: int) -> Path: return self.base/"JPEGImages"/f"{self.ids[i]}.jpg"
+
+    def image_labels(self, i: int) -> list:
+        "Class ids (1..20, ascending) present in image `i`'s class map (read from the class PNG alone)."
+        cls = _read_index_png(self.base/"SegmentationClass"/f"{self.ids[i]}.png")
+        return [int(c) for c in np.unique(cls) if 0 < c <= len(VOC_NAMES)]
+
 # %% ../nbs/60_data.ipynb #87f3cc66
 COCO_LAYOUT = "<root>/{val2017/*.jpg (or images/val2017/*.jpg), annotations/instances_val2017.json}"
 
@@ -430,6 +436,7 @@ class COCOReader:
         cats = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda c: c["id"])
         self.cat_to_label = {c["id"]: i + 1 for i, c in enumerate(cats)}
         self.class_names = tuple(c["name"] for c in cats)
+        self.category_ids = tuple(c["id"] for c in cats)      # label k (class map value) is category category_ids[k-1]
 
     def __len__(self): return len(self.ids)
 
@@ -451,6 +458,12 @@ class COCOReader:
             count += m
         overlap = count > 1
         return Sample(iid, img, inst, cls, overlap.copy(), overlap)
+
+    def image_path(self, i: int) -> Path: return self.img_dir/self.coco.loadImgs(self.ids[i])[0]["file_name"]
+
+    def image_labels(self, i: int) -> list:
+        "Class ids (contiguous 1..K, ascending, as in the class map) of image `i`'s evaluated annotations (no masks decoded)."
+        return sorted({self.cat_to_label[a["category_id"]] for a in self.annotations(self.ids[i])})
 
 # %% ../nbs/60_data.ipynb #2e83cd63
 PROTOCOLS = {"glass": dict(mask_size=256, encoder_resolution=448),
@@ -511,6 +524,14 @@ def eval_reader(dataset: str, root, split: str = "val"):
     if dataset == "voc": return VOCReader(root, split)
     if dataset == "coco": return COCOReader(root, split)
     raise ValueError(f"evaluation dataset {dataset!r}; valid: voc, coco")
+
+def label_records(reader, limit: int | None = None) -> list:
+    """GLASS† input of glass-generate from a reader's ground truth: one `{"id", "labels", "image"}` record per image,
+    `labels` the class *names* present (names, not ids: COCO class maps number classes 1..80 while COCO's own
+    category ids, which `glass.prompts.labels_to_classes(ids, "coco")` expects, run 1..90)."""
+    n = len(reader) if limit is None else min(limit, len(reader))
+    return [{"id": reader.ids[i], "labels": [reader.class_names[k - 1] for k in reader.image_labels(i)],
+             "image": str(reader.image_path(i))} for i in range(n)]
 
 # %% ../nbs/60_data.ipynb #57853966
 def write_tiny_voc(root) -> Path:

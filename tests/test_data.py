@@ -1,4 +1,5 @@
 "Guards for the exported glass.data package: shards, feature cache, VOC/COCO readers, evaluation transforms."
+from pathlib import Path
 import json
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import torch
 from glass.core import read_shard, write_shard
 from glass.data import (ShardDataset, write_test_shards, cache_features, verify_features, cache_features_main,
                         resize_label_map, VOCReader, COCOReader, write_tiny_voc, write_tiny_coco, eval_transform,
-                        EvalDataset, eval_reader)
+                        EvalDataset, eval_reader, label_records)
 
 
 @pytest.fixture
@@ -103,9 +104,9 @@ def test_cli(gen, tiny, capsys):
     h = capsys.readouterr().out
     for opt in ("--preset", "--set", "--data", "--out", "--batch-size", "--device", "--dtype", "--overwrite", "--check"):
         assert opt in h
-    out = cache_features_main(["--preset", "voc", "--data", str(gen), "--device", "cpu", "--set",
-                               f"encoder.model={tiny['dinov2']}", "encoder.resolution=28", "--check", "2"])
-    assert (out / "shard-000002.safetensors").exists()
+    assert cache_features_main(["--preset", "voc", "--data", str(gen), "--device", "cpu", "--set",
+                                f"encoder.model={tiny['dinov2']}", "--set", "encoder.resolution=28", "--check", "2"]) is None
+    assert (gen / "features" / "shard-000002.safetensors").exists()
     with pytest.raises(SystemExit):
         cache_features_main(["--preset", "toy", "--data", str(gen)])     # trainable CNN: nothing to cache
     with pytest.raises(SystemExit):
@@ -125,6 +126,21 @@ def test_voc_reader_maps(tmp_path):
     assert (voc[1].instance == 1).all() and (voc[1].classes == 12).all()
     with pytest.raises(FileNotFoundError, match="Expected layout"):
         VOCReader(tmp_path / "missing")
+
+
+def test_label_records_agree_with_prompts_ids(tmp_path):
+    "GLASS† labels from the class maps: VOC ids 1..20 are glass.prompts' ids; COCO class maps are 1..80, not category ids."
+    from glass.prompts import labels_to_classes, class_ids
+    voc = VOCReader(write_tiny_voc(tmp_path / "voc"))
+    assert [(r["id"], r["labels"]) for r in label_records(voc)] == [("2007_000001", ["cat", "person"]), ("2007_000002", ["dog"])]
+    assert voc.image_labels(0) == [8, 15] and labels_to_classes(voc.image_labels(0), "voc") == ["cat", "person"]
+    assert class_ids(["cat", "person"], "voc") == [8, 15] and voc.class_names[8 - 1] == "cat"
+    coco = COCOReader(write_tiny_coco(tmp_path / "coco"))
+    recs = label_records(coco)
+    assert [(r["id"], r["labels"]) for r in recs] == [(1, ["car", "dog"]), (2, [])] and Path(recs[0]["image"]).exists()
+    assert coco.image_labels(0) == [2, 3] and coco.category_ids == (1, 3, 18)
+    assert labels_to_classes([coco.category_ids[k - 1] for k in coco.image_labels(0)], "coco") == ["car", "dog"]
+    assert class_ids(["car", "dog"], "coco") == [3, 18]
 
 
 def test_coco_reader_maps(tmp_path):
