@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import read_shard, write_shard, get_device
+from .prompts import VOC_CLASSES
 
 # %% auto #0
 __all__ = ['SHARD_RE', 'FEATURES_DIR', 'VOC_NAMES', 'VOC_LAYOUT', 'COCO_LAYOUT', 'PROTOCOLS', 'shard_header', 'list_shards',
@@ -354,8 +355,7 @@ def cache_features_main(argv=None) -> None:
         print(f"largest |cached - on-the-fly| over {min(a.check, n_items)} items: {err:.3g}")
 
 # %% ../nbs/60_data.ipynb #8b70fe74
-VOC_NAMES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
-             "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+VOC_NAMES = VOC_CLASSES        # glass.prompts' devkit spellings: class-map id k is VOC_NAMES[k-1], as in labels_to_classes
 
 @dataclass
 class Sample:
