@@ -485,7 +485,8 @@ def caption_main(argv=None):
                     '{"id", "image", "caption"} record per line (id: the path relative to FOLDER without extension), '
                     "the input of glass-generate. Resumable: finished batches go to OUT.partial, ids already in OUT "
                     "or OUT.partial are skipped, and OUT is written atomically at the end.")
-    p.add_argument("folder", help="folder of real images (" + " ".join(IMAGE_EXTS) + ")")
+    p.add_argument("folder", nargs="?", help="folder of real images (" + " ".join(IMAGE_EXTS) + "); or --images")
+    p.add_argument("--images", metavar="FOLDER", help="the image folder, as an option (FOLDER after --set would be read as an override)")
     p.add_argument("--out", "-o", required=True, help="output JSONL file (created or completed)")
     p.add_argument("--model", default=None, help="BLIP-2 hub id or local folder (prompts.captioner; default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None, help="images per batch (prompts.caption_batch_size; default: the preset's)")
@@ -500,7 +501,8 @@ def caption_main(argv=None):
     add_config_args(p, "coco")
     a = p.parse_args(argv)
     cfg = config_from_args(a, p, extra={"prompts.captioner": a.model, "prompts.caption_batch_size": a.batch_size})
-    folder = Path(a.folder)
+    if (a.folder is None) == (a.images is None): p.error("give the image folder once: glass-caption FOLDER --out OUT, or --images FOLDER")
+    folder = Path(a.images or a.folder)
     if not folder.is_dir(): p.error(f"image folder {folder} does not exist or is not a folder")
     if not list_images(folder, a.recursive): p.error(f"image folder {folder} holds no image ({' '.join(IMAGE_EXTS)})")
     caption_folder(folder, a.out, model=cfg.prompts.captioner, batch_size=cfg.prompts.caption_batch_size,

@@ -234,7 +234,7 @@ def test_caption_main_writes_and_resumes(tiny, tmp_path):
     assert all(set(r) == {"id", "image", "caption"} and Path(r["image"]) == p.resolve() for r, p in zip(recs, paths))
     assert not out.with_name(out.name + ".partial").exists()
     first = out.read_text()
-    caption_main([str(tmp_path / "img"), "--out", str(out), "--set", f"prompts.captioner={tiny['blip2']}",
+    caption_main(["--out", str(out), "--images", str(tmp_path / "img"), "--set", f"prompts.captioner={tiny['blip2']}",
                   "prompts.caption_batch_size=4", "--set", "prompts.vocab=voc", "--max-new-tokens", "4", "--no-progress"])
     assert out.read_text() == first                                      # same settings spelt with --set: nothing to do
     _images(tmp_path / "img", n=8)                                       # two new images
@@ -269,13 +269,18 @@ def test_caption_main_errors_and_help(tmp_path, capsys):
     assert e.value.code == 2 and f"image folder {tmp_path / 'empty'} holds no image" in capsys.readouterr().err
     _images(tmp_path / "img", n=1)
     for bad, msg in ((["--set", "prompts.captioner=x", "prompts.captionr=y"], "did you mean prompts.captioner"),
-                     (["--preset", "vocc"], "valid presets: voc, coco"), (["--set", "captioner"], "field.name=value")):
+                     (["--preset", "vocc"], "valid presets: voc, coco"), (["--set", "captioner"], "field.name=value"),
+                     (["--images", str(tmp_path / "img")], "give the image folder once")):
         with pytest.raises(SystemExit) as e: caption_main([str(tmp_path / "img"), "--out", str(tmp_path / "x.jsonl"), *bad])
         assert e.value.code == 2 and msg in capsys.readouterr().err, bad
+    with pytest.raises(SystemExit) as e: caption_main(["--out", str(tmp_path / "x.jsonl")])
+    assert e.value.code == 2 and "give the image folder once" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: caption_main(["--out", "x", "--set", "prompts.vocab=voc", str(tmp_path / "img")])
+    assert e.value.code == 2 and "must look like field.name=value" in capsys.readouterr().err   # FOLDER read by --set
     with pytest.raises(SystemExit) as e: caption_main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for opt in ["folder", "--out", "--model", "--batch-size", "--device", "--precision", "--max-new-tokens",
+    for opt in ["folder", "--images", "--out", "--model", "--batch-size", "--device", "--precision", "--max-new-tokens",
                 "--num-beams", "--recursive", "--limit", "--no-progress", "--preset", "--set"]:
         assert opt in text, opt
 
