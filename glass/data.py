@@ -328,8 +328,8 @@ def cache_features_main(argv=None) -> None:
     from glass.core import add_config_args, config_from_args, get_dtype
     p = argparse.ArgumentParser(prog="glass-cache-features",
         description="Cache the frozen encoder's features of every item of a folder of glass shards (one features "
-                    "file per shard, in <data>/features/, written atomically; rerun to resume). Training uses the "
-                    "cache when it is present and matches the shards.")
+                    "file per shard, in <data>/features/, written atomically; rerun to resume). glass-train reads it "
+                    "with --set train.cache_features=true (and then requires it to match the shards and the encoder).")
     p.add_argument("--data", required=True, help="folder of shards written by glass-generate")
     p.add_argument("--out", default=None, help="features folder (default <data>/features; training looks there)")
     p.add_argument("--batch-size", type=int, default=16, help="images per encoder forward (default 16)")
@@ -349,7 +349,7 @@ def cache_features_main(argv=None) -> None:
     device = get_device(a.device)
     enc = build_encoder(cfg.encoder).to(device=device, dtype=get_dtype(a.precision, device))
     out = cache_features(a.data, enc, batch_size=a.batch_size, out=a.out, dtype=a.dtype, overwrite=a.overwrite)
-    print(f"features in {out}")
+    print(f"features in {out} (train on them: glass-train ... --set train.cache_features=true)")
     if a.check:
         err = verify_features(a.data, enc, n=a.check, features=out)
         print(f"largest |cached - on-the-fly| over {min(a.check, n_items)} items: {err:.3g}")
