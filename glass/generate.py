@@ -269,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="input: a JSONL file, one object per line:\n"
                '  {"id": 0, "caption": "a woman walking a dog", "labels": ["person", "dog"], "image": "..."}\n'
                "  caption is needed for prompts.source=caption (GLASS), labels for prompts.source=labels (GLASS-dagger)\n"
+               "  labels: class names, or ids (VOC 1..20 in devkit order; COCO category ids 1..90, not 1..80);\n"
+               "  glass.data.label_records(reader) writes them by name from VOC/COCO ground truth\n"
                "examples:\n"
                "  glass-generate --preset coco --input captions.jsonl --out data/coco-gen\n"
                "  accelerate launch --num_processes 8 -m glass.generate --preset voc-dagger --input voc_labels.jsonl --out data/voc-gen\n"
