@@ -25,7 +25,8 @@ __all__ = ['read_records', 'make_item', 'generate_images', 'masks_from_taps', 't
 # %% ../nbs/35_pseudo_labels.ipynb #c2d1389c
 def read_records(path, source: str = "caption", limit: int | None = None) -> list:
     """Validated records of a JSONL input file (each gets `line`, its 1-based line number); at most `limit` records.
-    With `source="caption"` a record whose caption is empty (BLIP-2 now and then says nothing) is skipped with a warning."""
+    A record with nothing to prompt with is skipped with a warning: an empty caption (BLIP-2 now and then says nothing)
+    with `source="caption"`; no labels and no caption (an image without annotations) with `source="labels"`."""
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"input file {path} does not exist (expected JSONL: one "
                                                    '{"id": ..., "caption": "..."} object per line)')
@@ -57,12 +58,14 @@ def read_records(path, source: str = "caption", limit: int | None = None) -> lis
                 lab = r.get("labels")
                 if not isinstance(lab, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in lab):
                     raise ValueError(f"{where}: \"labels\" must be a list of class names or ids (prompts.source=labels); got {lab!r}")
+                if not lab and not (cap or "").strip(): empty.append(ln); continue
             r["line"] = ln
             out.append(r)
+    what = "an empty caption" if source == "caption" else "no labels and no caption"
     if empty:
-        warnings.warn(f"{path}: skipped {len(empty)} record(s) with an empty caption (line {', '.join(map(str, empty[:5]))}"
+        warnings.warn(f"{path}: skipped {len(empty)} record(s) with {what} (line {', '.join(map(str, empty[:5]))}"
                       f"{', ...' if len(empty) > 5 else ''})")
-    if not out: raise ValueError(f"{path}: no records" + (" with a non-empty caption" if empty else ""))
+    if not out: raise ValueError(f"{path}: no records" + (f" (all {len(empty)} have {what})" if empty else ""))
     return out
 
 def make_item(rec: dict, index: int, cfg: GlassConfig) -> dict:

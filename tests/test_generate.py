@@ -154,6 +154,9 @@ def test_bad_input_names_file_and_line(tmp_path, capsys):
     with pytest.warns(UserWarning, match=r"skipped 1 record\(s\) with an empty caption \(line 2\)"):
         assert [r["id"] for r in read_records(tmp_path/"empty.jsonl")] == [0, 2]   # what glass-caption may write
     assert [r["id"] for r in read_records(tmp_path/"empty.jsonl", limit=1)] == [0]
+    (tmp_path/"nolab.jsonl").write_text('{"id": 0, "labels": []}\n{"id": 1, "labels": ["dog"]}\n')
+    with pytest.warns(UserWarning, match=r"skipped 1 record\(s\) with no labels and no caption \(line 1\)"):
+        assert [r["id"] for r in read_records(tmp_path/"nolab.jsonl", "labels")] == [1]
     (tmp_path/"lab.jsonl").write_text('{"id": 0, "labels": "dog"}\n')
     with pytest.raises(ValueError, match="lab.jsonl:1.*labels"):
         read_records(tmp_path/"lab.jsonl", "labels")
