@@ -126,3 +126,38 @@ def test_glass_dagger_from_ground_truth_labels(voc, tiny):
         *tiny_sets(tiny), cwd=w)
     log = [json.loads(l) for l in (w / "run-dagger" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and log[-1]["n_matched"] > 0 and log[-1]["guidance"] > 0
+
+
+COMMANDS = {"glass-caption": ("glass.prompts", "caption_main"), "glass-generate": ("glass.generate", "main"),
+            "glass-cache-features": ("glass.data", "cache_features_main"), "glass-train": ("glass.train", "main"),
+            "glass-eval": ("glass.evaluate", "main")}
+
+
+def readme_commands():
+    "(command, options) of each glass command line in the README's sh blocks (`accelerate launch -m glass.x` included)."
+    import re, shlex
+    readme = Path(__file__).parents[1] / "README.md"
+    if not readme.exists(): return []
+    blocks = re.findall(r"```sh\n(.*?)```", readme.read_text(), re.S)
+    out = []
+    for line in (l.split("#")[0] for b in blocks for l in b.splitlines()):
+        words = shlex.split(line)
+        if words[:3] == ["accelerate", "launch", "-m"]: words = ["glass-" + words[3].split(".")[-1]] + words[4:]
+        if words and words[0] in COMMANDS: out.append((words[0], [w for w in words[1:] if w.startswith("--")]))
+    return out
+
+
+@pytest.mark.xfail(strict=True, reason="README (nbs/index.ipynb, the lead's) writes glass-generate --captions; the "
+                                       "option is --input. Fix the README, then remove this mark.")
+def test_readme_commands_use_existing_options(capsys):
+    "Every option the README's recipe passes exists in that command's --help (the recipe cannot drift from the CLIs)."
+    import importlib
+    cmds = readme_commands()
+    assert {c for c, _ in cmds} >= {"glass-caption", "glass-generate", "glass-train", "glass-eval"}, cmds
+    unknown = []
+    for cmd, opts in cmds:
+        mod, fn = COMMANDS[cmd]
+        with pytest.raises(SystemExit): getattr(importlib.import_module(mod), fn)(["--help"])
+        text = capsys.readouterr().out
+        unknown += [(cmd, o) for o in opts if o.split("=")[0] not in text]
+    assert not unknown, f"README options that the commands do not have: {unknown}"
