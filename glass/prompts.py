@@ -480,7 +480,7 @@ def caption_main(argv=None):
     "`glass-caption`: caption a folder of real images with BLIP-2 into a JSONL file (the input of glass-generate)."
     import argparse
     from glass.core import add_config_args, config_from_args
-    p = argparse.ArgumentParser(prog="glass-caption", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = argparse.ArgumentParser(prog="glass-caption",
         description="Caption a folder of real images with BLIP-2. Writes OUT as JSONL, one "
                     '{"id", "image", "caption"} record per line (id: the path relative to FOLDER without extension), '
                     "the input of glass-generate. Resumable: finished batches go to OUT.partial, ids already in OUT "
@@ -490,13 +490,13 @@ def caption_main(argv=None):
     p.add_argument("--out", "-o", required=True, help="output JSONL file (created or completed)")
     p.add_argument("--model", default=None, help="BLIP-2 hub id or local folder (prompts.captioner; default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None, help="images per batch (prompts.caption_batch_size; default: the preset's)")
-    p.add_argument("--device", default="auto", help="torch device: auto, cuda, cuda:1, cpu, ...")
+    p.add_argument("--device", default="auto", help="torch device: auto, cuda, cuda:1, cpu, ... (default auto)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp16", "bf16", "fp32"],
-                   help="weights' precision; auto = fp16 on a GPU, fp32 on a CPU")
-    p.add_argument("--max-new-tokens", type=int, default=30, help="longest caption, in tokens")
-    p.add_argument("--num-beams", type=int, default=1, help="beam search width (1 = greedy)")
+                   help="weights' precision; auto (the default) = fp16 on a GPU, fp32 on a CPU")
+    p.add_argument("--max-new-tokens", type=int, default=30, help="longest caption, in tokens (default 30)")
+    p.add_argument("--num-beams", type=int, default=1, help="beam search width (default 1: greedy)")
     p.add_argument("--recursive", action="store_true", help="also caption images in sub-folders")
-    p.add_argument("--limit", type=int, default=None, help="caption only the first N images (sorted by path)")
+    p.add_argument("--limit", type=int, default=None, help="caption only the first N images (sorted by path; default all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_args(p, "coco")
     a = p.parse_args(argv)
