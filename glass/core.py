@@ -94,7 +94,7 @@ class TrainConfig:
     log_every: int = 50
     val_every: int = 5_000
     num_workers: int = 4
-    cache_features: bool = False              # use cached frozen-encoder features when present
+    cache_features: bool = False              # read the frozen encoder's features from <data>/features (glass-cache-features) instead of running it
     compile: bool = False                     # torch.compile (inductor) of the model through accelerate
     fused_optimizer: bool = True              # fused AdamW kernel (CUDA only)
     channels_last: bool = False               # channels-last memory format for the frozen UNet (CUDA only)
@@ -287,7 +287,8 @@ def add_config_args(parser, default_preset: str = "coco"):
     "Add `--preset`, `--config` and `--set FIELD=VALUE ...` to an argparse parser."
     g = parser.add_argument_group("configuration")
     g.add_argument("--preset", default=default_preset, metavar="NAME",
-                   help=f"configuration preset: {', '.join(PRESETS)} (default {default_preset})")
+                   help=f"configuration preset: {', '.join(PRESETS)} " +
+                        (f"(default {default_preset})" if default_preset else "(default: the data folder's config.json, else coco)"))
     g.add_argument("--config", metavar="FILE", help="start from a saved config.json (e.g. a run's) instead of a preset")
     g.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
                    help="override config fields by dotted name, e.g. --set slots.iters=5 train.lr=1e-4 (repeatable)")
@@ -296,7 +297,7 @@ def add_config_args(parser, default_preset: str = "coco"):
 def config_from_args(args, parser=None, extra: dict | None = None) -> GlassConfig:
     "The `GlassConfig` named by `--preset`/`--config`, with `extra` dotted fields (from specific flags) and then `--set` applied."
     try:
-        cfg = load_config(args.config) if getattr(args, "config", None) else preset(args.preset)
+        cfg = load_config(args.config) if getattr(args, "config", None) else preset(args.preset or "coco")
         cfg = apply_overrides(cfg, {k: v for k, v in (extra or {}).items() if v is not None})
         return apply_overrides(cfg, parse_overrides(getattr(args, "overrides", None)))
     except (KeyError, ValueError, FileNotFoundError) as e:

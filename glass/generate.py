@@ -14,7 +14,7 @@ from .core import (GlassConfig, PRESETS, preset, load_config, save_config, add_c
                         get_dtype, load_pretrained, write_shard, read_shard, atomic_path, atomic_write_text,
                         overlay)
 from .hooks import attention_taps, encode_texts
-from .prompts import extract_classes, make_prompt, class_prompt, labels_to_classes
+from .prompts import extract_classes, make_prompt, class_prompt, class_words, labels_to_classes
 from .refine import class_token_indices, pseudo_mask
 
 # %% auto #0
@@ -100,7 +100,7 @@ def masks_from_taps(pipe, taps, items: list, g) -> torch.Tensor:
     out = []
     for i, it in enumerate(items):
         cp = class_prompt(it["classes"])
-        idx = class_token_indices(pipe.tokenizer, it["classes"], cp) if it["classes"] else []
+        idx = class_token_indices(pipe.tokenizer, class_words(it["classes"]), cp) if it["classes"] else []
         lab, _ = pseudo_mask(ca[i], None if sa is None else sa[i], idx, g.resolution, g)
         out.append(lab)
     return torch.stack(out)

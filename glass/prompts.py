@@ -12,10 +12,10 @@ _log = logging.getLogger("glass.prompts")
 # %% auto #0
 __all__ = ['COCO_CLASSES', 'COCO_CATEGORY_IDS', 'VOC_CLASSES', 'VOC_TO_COCO', 'SYNONYMS', 'IRREGULAR_PLURALS', 'MODIFIER_HEADS',
            'BALL_GAMES', 'PLAY_WORDS', 'COLOURS', 'COLOUR_CLASSES', 'FRUIT_HEADS', 'VERBISH', 'MODALS',
-           'NOT_VERB_BEFORE_TO', 'DETERMINERS', 'OBJECT_STARTERS', 'FUNCTION_WORDS', 'NOUN_METHODS', 'IMAGE_EXTS',
-           'pluralize', 'class_names', 'vocabulary', 'tagger_available', 'noun_method', 'extract_classes',
-           'class_prompt', 'make_prompt', 'labels_to_classes', 'class_ids', 'Blip2Captioner', 'list_images', 'image_id',
-           'read_jsonl', 'caption_folder', 'caption_main']
+           'NOT_VERB_BEFORE_TO', 'DETERMINERS', 'OBJECT_STARTERS', 'FUNCTION_WORDS', 'NOUN_METHODS', 'PROMPT_WORDS',
+           'IMAGE_EXTS', 'pluralize', 'class_names', 'vocabulary', 'tagger_available', 'noun_method', 'extract_classes',
+           'class_words', 'class_prompt', 'make_prompt', 'labels_to_classes', 'class_ids', 'Blip2Captioner',
+           'list_images', 'image_id', 'read_jsonl', 'caption_folder', 'caption_main']
 
 # %% ../nbs/25_prompts.ipynb #b42fb9dc
 COCO_CLASSES = (
@@ -317,10 +317,16 @@ def extract_classes(caption: str, vocab="coco", method: str | None = "auto") -> 
     return out
 
 # %% ../nbs/25_prompts.ipynb #0c198523
-def class_prompt(classes) -> str:
-    "The class prompt C: class names joined by spaces (`['person', 'dog']` -> `'person dog'`)."
+PROMPT_WORDS = {"diningtable": "dining table", "pottedplant": "potted plant", "tvmonitor": "tv monitor"}
+
+def class_words(classes) -> list:
+    "How each class is written in a prompt: VOC's fused devkit names read as words (`'tvmonitor'` -> `'tv monitor'`)."
     if isinstance(classes, str): classes = [classes]
-    return " ".join(str(c).strip() for c in classes if str(c).strip())
+    return [PROMPT_WORDS.get(str(c).strip(), str(c).strip()) for c in classes if str(c).strip()]
+
+def class_prompt(classes) -> str:
+    "The class prompt C: class words joined by spaces (`['person', 'dog']` -> `'person dog'`)."
+    return " ".join(class_words(classes))
 
 def make_prompt(caption: str, classes) -> str:
     "The GLASS prompt P = [P_cap; C]: `'caption; class1 class2'` (the caption alone when there is no class)."

@@ -548,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deterministic GPU kernels and math attention (slower): a resumed run then matches an uninterrupted one bit for bit on "
                         "a GPU too; without it, GPU atomics make any two runs differ slightly (on a CPU runs are always exact)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return add_config_args(p, "coco")
+    return add_config_args(p, None)   # no --preset/--config: the shards' config.json (written by glass-generate), else coco
 
 _ARG_FIELDS = {"steps": "train.steps", "batch_size": "train.batch_size", "grad_accum": "train.grad_accum", "lr": "train.lr",
                "precision": "train.precision", "checkpoint_every": "train.checkpoint_every",
@@ -556,7 +556,10 @@ _ARG_FIELDS = {"steps": "train.steps", "batch_size": "train.batch_size", "grad_a
                "num_workers": "train.num_workers", "seed": "train.seed"}
 
 def config_from_args(a, parser=None) -> GlassConfig:
-    "The run's configuration from parsed `glass-train` arguments (preset or --config, options, then --set)."
+    """The run's configuration from parsed `glass-train` arguments (preset or --config, options, then --set). With neither
+    `--preset` nor `--config` given, it starts from the `config.json` that glass-generate wrote beside the shards."""
+    if not getattr(a, "config", None) and a.preset is None and a.data and (Path(a.data) / "config.json").is_file():
+        a.config = str(Path(a.data) / "config.json")
     return core.config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
 
 def main(argv=None) -> None:

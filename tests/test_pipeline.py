@@ -147,8 +147,6 @@ def readme_commands():
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="README (nbs/index.ipynb, the lead's) writes glass-generate --captions; the "
-                                       "option is --input. Fix the README, then remove this mark.")
 def test_readme_commands_use_existing_options(capsys):
     "Every option the README's recipe passes exists in that command's --help (the recipe cannot drift from the CLIs)."
     import importlib

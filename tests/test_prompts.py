@@ -289,3 +289,9 @@ def test_offline_hub_id_names_the_field():
     from glass.core import hub_reachable
     if hub_reachable(): pytest.skip("the model hub is reachable from here")
     with pytest.raises(OSError, match="prompts.captioner"): Blip2Captioner("Salesforce/blip2-opt-2.7b")
+
+
+def test_voc_devkit_names_read_as_words_in_prompts():
+    from glass.prompts import make_prompt, class_prompt
+    assert make_prompt("a tv on a table", ["tvmonitor", "diningtable"]) == "a tv on a table; tv monitor dining table"
+    assert class_prompt(["pottedplant", "dog"]) == "potted plant dog"

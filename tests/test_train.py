@@ -179,3 +179,15 @@ def test_ddp_two_processes(setup):
     assert state["world_size"] == 2 and state["position"] == 3 * 2 * 2
     assert (ck / "rng-0.pt").exists() and (ck / "rng-1.pt").exists()
     assert r.stdout.count("glass-train: step 3") == 1                                # the main process reports
+
+
+def test_train_config_defaults_to_the_shards_config(tmp_path):
+    "Without --preset/--config, glass-train starts from the config.json glass-generate wrote beside the shards."
+    from glass.core import preset, save_config
+    from glass.train import build_parser, config_from_args
+    save_config(preset("voc-dagger", **{"slots.iters": 5}), tmp_path / "config.json")
+    p = build_parser()
+    cfg = config_from_args(p.parse_args(["--data", str(tmp_path)]), p)
+    assert (cfg.name, cfg.slots.num_slots, cfg.slots.iters) == ("voc-dagger", 6, 5)
+    cfg = config_from_args(p.parse_args(["--data", str(tmp_path), "--preset", "coco"]), p)
+    assert (cfg.name, cfg.slots.num_slots, cfg.slots.iters) == ("coco", 7, 3)
