@@ -113,8 +113,7 @@ def load_checkpoint(path, device=None, overrides: dict | None = None, fallback_p
                     config=None, verify: bool = True) -> tuple:
     """`(cfg, model)`: a `GLASS` built from the checkpoint's `config.json` (or `config`, a `GlassConfig` or a JSON file,
     when given; or `fallback_preset` when there is none) + dotted `overrides`, trained weights loaded, in eval mode."""
-    from safetensors.torch import load_file
-    from glass.model import GLASS
+    from glass.model import load_glass
     folder = find_checkpoint(path)
     if config is None: cfg = checkpoint_config(folder, fallback_preset)
     else: cfg = config if isinstance(config, GlassConfig) else load_config(config)
@@ -122,14 +121,9 @@ def load_checkpoint(path, device=None, overrides: dict | None = None, fallback_p
     if verify and (folder / "state.json").exists():
         from glass.train import verify_checkpoint
         verify_checkpoint(folder)
-    wpath = folder / "model.safetensors"
-    if not wpath.exists(): raise FileNotFoundError(f"{wpath} is missing; expected {CHECKPOINT_LAYOUT}")
-    sd = load_file(str(wpath))
-    model = GLASS(cfg, device=get_device(device or "auto"))
-    try: model.load_trainable_state_dict(sd)
-    except (RuntimeError, KeyError, ValueError) as e:
-        raise ValueError(f"{wpath} does not fit the model built from its config ({e}); were slots.* or encoder.* "
-                         f"overridden?") from None
+    if not (folder / "model.safetensors").exists():
+        raise FileNotFoundError(f"{folder / 'model.safetensors'} is missing; expected {CHECKPOINT_LAYOUT}")
+    model = load_glass(folder, device=get_device(device or "auto"), config=cfg)
     model.eval()
     model.checkpoint = folder
     return cfg, model

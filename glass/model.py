@@ -172,15 +172,21 @@ def tiny_config(name: str = "coco", **overrides) -> GlassConfig:
             "decoder.mlp_hidden": 64, "decoder.mlp_layers": 2, "train.precision": "fp32", "train.batch_size": 2}
     return preset(name, **{**base, **overrides})
 
-def load_glass(folder, device=None, **overrides) -> GLASS:
-    "A `GLASS` from a checkpoint folder (`config.json` + `model.safetensors`); dotted `overrides` change the config."
+def load_glass(folder, device=None, config=None, **overrides) -> GLASS:
+    """A `GLASS` in eval mode from a checkpoint folder's `model.safetensors` and a config: `config` (a `GlassConfig` or a
+    JSON file) or the folder's `config.json`; dotted `overrides` change it. Weights that do not fit are a clear error."""
     from safetensors.torch import load_file
     from glass.core import apply_overrides
-    folder = Path(folder)
-    for f in ("config.json", "model.safetensors"):
-        if not (folder/f).exists(): raise FileNotFoundError(f"{folder/f} does not exist: pass a checkpoint folder written by glass-train")
-    cfg = apply_overrides(load_config(folder/"config.json"), overrides)
-    return GLASS(cfg, device=device).load_trainable_state_dict(load_file(str(folder/"model.safetensors"))).eval()
+    folder, wpath = Path(folder), Path(folder)/"model.safetensors"
+    if config is None: config = folder/"config.json"
+    for f in [wpath] + ([] if isinstance(config, GlassConfig) else [Path(config)]):
+        if not f.exists(): raise FileNotFoundError(f"{f} does not exist: pass a checkpoint folder written by glass-train")
+    cfg = apply_overrides(config if isinstance(config, GlassConfig) else load_config(config), overrides)
+    model = GLASS(cfg, device=device)
+    try: model.load_trainable_state_dict(load_file(str(wpath)))
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise ValueError(f"{wpath} does not fit the model built from its config ({e}); were slots.* or encoder.* overridden?") from None
+    return model.eval()
 
 # %% ../nbs/55_model.ipynb #2c8c3fd0
 def matched_iou(masks: torch.Tensor, label_maps: torch.Tensor) -> float:
