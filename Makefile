@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python settings.ini setup.py
 setup: $(VENV)/.installed
 
 demo: setup
-	$(BIN)/glass $(ARGS)   # glass-demo once the demo lands
+	$(BIN)/glass-demo $(ARGS)
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/pytest $(ARGS)

@@ -3,7 +3,7 @@
 
 Markdown cells are copied, visible code cells become ```python blocks, text outputs become plain blocks and PNG
 outputs are written to README_files/. `--check` exits 1 when README.md is out of date."""
-import base64, json, sys
+import base64, json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,8 +14,8 @@ def render(nb_path=ROOT / "nbs" / "index.ipynb", img_dir=ROOT / "README_files"):
     parts, images = [], {}
     for cell in nb["cells"]:
         src = "".join(cell["source"])
-        if cell["cell_type"] == "markdown":
-            parts.append(src.strip()); continue
+        if cell["cell_type"] == "markdown":  # relative image links point into nbs/ from the repository root
+            parts.append(re.sub(r"(!\[[^\]]*\]\()(?![a-z]+://|/)", r"\1nbs/", src.strip())); continue
         if cell["cell_type"] != "code" or any(l.strip() in ("#| hide", "#|hide") for l in src.splitlines()):
             continue
         body = "\n".join(l for l in src.splitlines() if not l.startswith("#|")).strip()
