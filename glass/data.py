@@ -10,107 +10,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import read_shard, write_shard, get_device
+from .core import get_device
+from .shards import (read_shard, write_shard, SHARD_RE, _REGEN, _open_st, shard_header, _manifest_entries,
+                          list_shards, check_shard)
 from .prompts import VOC_CLASSES
 
 # %% auto #0
-__all__ = ['SHARD_RE', 'FEATURES_DIR', 'VOC_NAMES', 'VOC_LAYOUT', 'COCO_LAYOUT', 'PROTOCOLS', 'shard_header', 'list_shards',
-           'check_shard', 'resize_label_map', 'ShardDataset', 'write_test_shards', 'cache_features', 'verify_features',
-           'cache_features_main', 'Sample', 'VOCReader', 'COCOReader', 'resize_crop', 'eval_transform', 'EvalDataset',
-           'eval_reader', 'label_records', 'write_tiny_voc', 'write_tiny_coco']
-
-# %% ../nbs/60_data.ipynb #e5c9870e
-SHARD_RE = re.compile(r"^shard-(\d{6})\.safetensors$")
-_REGEN = "delete it and rerun glass-generate on the same prompts (it resumes and rewrites missing shards)"
-
-def _open_st(path):
-    "A safetensors handle on `path`; a missing or unreadable file is an error naming it."
-    from safetensors import safe_open
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"shard {path} does not exist; {_REGEN}")
-    try: return safe_open(str(path), framework="pt")
-    except Exception as e: raise ValueError(f"shard {path} is unreadable or truncated ({e}); {_REGEN}") from None
-
-def shard_header(path) -> dict:
-    "Read a shard's header only: `{'items': [...], 'extra': {...}, 'shapes': {k: shape}, 'dtypes': {k: dtype}, 'bytes': size}`."
-    path = Path(path)
-    f = _open_st(path)
-    meta = f.metadata() or {}
-    if meta.get("format") != "glass-shard-1":
-        raise ValueError(f"{path} is not a glass shard (no 'glass-shard-1' metadata); {_REGEN}")
-    try: items, extra = json.loads(meta["items"]), json.loads(meta.get("extra", "{}"))
-    except (KeyError, json.JSONDecodeError) as e: raise ValueError(f"shard {path}: item records unreadable ({e}); {_REGEN}") from None
-    shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
-    return {"items": items, "extra": extra, "shapes": shapes, "dtypes": dtypes, "bytes": path.stat().st_size}
-
-def _manifest_entries(man, allow_incomplete: bool = False) -> list:
-    "(file name, count or None) pairs from a manifest in any of the shapes `{'shards': [...]}` / list / dict."
-    d = json.loads(Path(man).read_text())
-    missing = d.get("missing") if isinstance(d, dict) else None
-    if missing or (isinstance(d, dict) and d.get("complete") is False):
-        msg = (f"{man}: generation is incomplete ({len(missing or [])} shards missing: {', '.join((missing or [])[:3])}"
-               f"{' ...' if len(missing or []) > 3 else ''}); rerun the same glass-generate command to finish it")
-        if not allow_incomplete: raise FileNotFoundError(msg + " (or pass allow_incomplete=True to train on what exists)")
-        warnings.warn(msg)
-    entries = d.get("shards", d) if isinstance(d, dict) else d
-    if isinstance(entries, dict): entries = [{"file": k, "items": v} for k, v in entries.items()]
-    out = []
-    for e in entries:
-        if isinstance(e, str): name, n = e, None
-        elif isinstance(e, (list, tuple)): name, n = e[0], (e[1] if len(e) > 1 else None)
-        elif isinstance(e, dict):
-            name = e.get("file") or e.get("name") or e.get("path") or e.get("shard")
-            n = next((e[k] for k in ("items", "count", "n", "num_items", "n_items") if k in e), None)
-        else: name, n = None, None
-        if isinstance(n, list): n = len(n)
-        if not name: raise ValueError(f"{man}: cannot read shard entry {e!r} (expected {{'file': ..., 'items': n}})")
-        out.append((Path(name).name, None if n is None else int(n)))
-    return out
-
-def list_shards(folder, allow_incomplete: bool = False) -> list:
-    "`[(path, expected_count or None)]` for the shards of a generated folder (from `manifest.json` when present)."
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"shard folder {folder} does not exist: point --data at the output folder of "
-                                f"glass-generate (it holds shard-000000.safetensors, ... and manifest.json)")
-    man = folder/"manifest.json"
-    if man.exists():
-        try: entries = _manifest_entries(man, allow_incomplete)
-        except json.JSONDecodeError as e: raise ValueError(f"{man} is not valid JSON ({e}); rerun glass-generate to rewrite it") from None
-        out = [(folder/name, n) for name, n in entries]
-    else:
-        files = sorted(p for p in folder.iterdir() if SHARD_RE.match(p.name))
-        idx = [int(SHARD_RE.match(p.name).group(1)) for p in files]
-        gaps = sorted(set(range(max(idx) + 1)) - set(idx)) if idx else []
-        if gaps:
-            raise FileNotFoundError(f"{folder}: shards missing: {', '.join(f'shard-{i:06d}.safetensors' for i in gaps[:5])}"
-                                    f"{' ...' if len(gaps) > 5 else ''} (no manifest.json; {_REGEN})")
-        out = [(p, None) for p in files]
-    if not out:
-        raise FileNotFoundError(f"no shards in {folder} (expected shard-000000.safetensors ... written by glass-generate)")
-    return out
-
-# %% ../nbs/60_data.ipynb #1c1d6562
-_LATENT_DTYPES = ("F16", "BF16", "F32")
-
-def check_shard(path, header: dict, expected: int | None = None) -> dict:
-    "Validate a shard header for training; returns `{'n', 'R', 'latent'}` or raises naming the file and the problem."
-    sh, dt, n = header["shapes"], header["dtypes"], len(header["items"])
-    bad = lambda msg: ValueError(f"shard {path}: {msg}; {_REGEN}")
-    for k in ("images", "latents", "masks"):
-        if k not in sh: raise bad(f"tensor {k!r} is missing (has {sorted(sh)})")
-    if expected is not None and expected != n:
-        raise bad(f"manifest.json says {expected} items but the shard holds {n}")
-    im, la, ma = sh["images"], sh["latents"], sh["masks"]
-    if len(im) != 4 or im[1] != 3 or im[2] != im[3] or dt["images"] != "U8":
-        raise bad(f"images must be uint8 (n,3,R,R); got {dt['images']} {im}")
-    if len(la) != 4 or dt["latents"] not in _LATENT_DTYPES: raise bad(f"latents must be float (n,C,h,w); got {dt['latents']} {la}")
-    if dt["masks"] != "U8" or len(ma) != 3: raise bad(f"masks must be uint8 (n,R,R); got {dt['masks']} {ma}")
-    if tuple(ma[1:]) != tuple(im[2:]): raise bad(f"masks are {ma[1]}x{ma[2]} but images are {im[2]}x{im[3]} (a mask of the wrong size)")
-    for k, s in (("images", im), ("latents", la), ("masks", ma)):
-        if s[0] != n: raise bad(f"{k} has {s[0]} rows for {n} item records (mismatched counts)")
-    return {"n": n, "R": im[2], "latent": tuple(la[1:])}
+__all__ = ['FEATURES_DIR', 'VOC_NAMES', 'VOC_LAYOUT', 'COCO_LAYOUT', 'PROTOCOLS', 'resize_label_map', 'ShardDataset',
+           'write_test_shards', 'cache_features', 'verify_features', 'cache_features_main', 'Sample', 'VOCReader',
+           'COCOReader', 'resize_crop', 'eval_transform', 'EvalDataset', 'eval_reader', 'label_records',
+           'write_tiny_voc', 'write_tiny_coco']
 
 # %% ../nbs/60_data.ipynb #47fd375e
 def resize_label_map(m: torch.Tensor, size: int | tuple, mode: str = "nearest-exact") -> torch.Tensor:

@@ -16,11 +16,12 @@ from .core import (GlassConfig, PRESETS, preset, load_config, save_config, add_c
 from .hooks import attention_taps, encode_texts
 from .prompts import extract_classes, make_prompt, class_prompt, class_words, labels_to_classes
 from .refine import class_token_indices, pseudo_mask
+from .shards import shard_name, shard_ids, my_shards, write_manifest
 
 # %% auto #0
 __all__ = ['read_records', 'make_item', 'generate_images', 'masks_from_taps', 'to_train_resolution', 'encode_latents',
-           'generate_batch', 'shard_name', 'shard_ids', 'my_shards', 'write_manifest', 'check_config', 'contact_sheet',
-           'load_pipeline', 'generate', 'build_parser', 'config_from_args', 'main']
+           'generate_batch', 'check_config', 'contact_sheet', 'load_pipeline', 'generate', 'build_parser',
+           'config_from_args', 'main']
 
 # %% ../nbs/35_pseudo_labels.ipynb #c2d1389c
 def read_records(path, source: str = "caption", limit: int | None = None) -> list:
@@ -127,34 +128,6 @@ def generate_batch(pipe, items: list, g) -> dict:
     return {"images": images.cpu(), "latents": encode_latents(pipe.vae, images), "masks": masks.cpu()}
 
 # %% ../nbs/35_pseudo_labels.ipynb #5cc0f227
-def shard_name(index: int) -> str: return f"shard-{index:06d}.safetensors"
-
-def shard_ids(path) -> list | None:
-    "Item ids stored in shard `path`, or None when it is missing or unreadable."
-    from safetensors import safe_open
-    try:
-        with safe_open(str(path), framework="pt") as f: meta = f.metadata() or {}
-        if meta.get("format") != "glass-shard-1": return None
-        return [it["id"] for it in json.loads(meta["items"])]
-    except Exception: return None
-
-def my_shards(num_items: int, items_per_shard: int, rank: int = 0, world: int = 1) -> list:
-    "Shard indices handled by process `rank` of `world`: shard s goes to process s % world."
-    return list(range(rank, -(-num_items // items_per_shard), world))
-
-def write_manifest(out, num_items: int, items_per_shard: int) -> dict:
-    "Scan `out` for the expected shards and write manifest.json atomically: files, item counts, completeness."
-    out, n = Path(out), -(-num_items // items_per_shard)
-    shards, missing = [], []
-    for s in range(n):
-        ids = shard_ids(out/shard_name(s))
-        if ids is None: missing.append(shard_name(s))
-        else: shards.append({"file": shard_name(s), "items": len(ids)})
-    man = {"format": "glass-shards-1", "num_items": num_items, "items_per_shard": items_per_shard,
-           "complete": not missing, "missing": missing, "shards": shards}
-    atomic_write_text(out/"manifest.json", json.dumps(man, indent=1))
-    return man
-
 _SAME_FIELDS = ("generate", "prompts", "decoder.model")   # generate.batch_size may change on resume
 
 def check_config(out, cfg: GlassConfig):
