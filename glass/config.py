@@ -55,6 +55,7 @@ class PromptConfig:
     source: str = "caption"                   # "caption" (BLIP-2 nouns) or "labels" (ground-truth classes)
     captioner: str = "Salesforce/blip2-opt-2.7b"
     caption_batch_size: int = 16
+    noun_method: str = "auto"                 # caption nouns: "auto" (NLTK tagger where its data exists, else rules), "tagger" or "rules"
 
 @dataclass
 class GenerateConfig:

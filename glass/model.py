@@ -14,7 +14,7 @@ from .decoder import SlotDecoder
 from .guidance import guidance_loss, match_label_maps, hungarian_match, label_map_to_segments, iou_matrix
 
 # %% auto #0
-__all__ = ['mlp', 'DinosaurMLPDecoder', 'GLASS', 'tiny_config', 'load_glass', 'matched_iou']
+__all__ = ['mlp', 'DinosaurMLPDecoder', 'GLASS', 'load_glass', 'matched_iou']
 
 # %% ../nbs/55_model.ipynb #f671b6c3
 def mlp(in_dim: int, out_dim: int, hidden: int, layers: int) -> nn.Sequential:
@@ -163,15 +163,6 @@ class GLASS(nn.Module):
         return f"decoder.kind={self.cfg.decoder.kind!r}, guidance.weight={self.cfg.guidance.weight}, trainable parameters={n:,}"
 
 # %% ../nbs/55_model.ipynb #5f17828d
-def tiny_config(name: str = "coco", **overrides) -> GlassConfig:
-    "Preset `name` with the tiny models of `glass.testing` and CPU-sized slots; dotted `overrides` on top."
-    from glass.testing import tiny_models
-    tm = tiny_models()
-    base = {"encoder.model": str(tm["dinov2"]), "decoder.model": str(tm["sd"]), "encoder.resolution": 56,
-            "decoder.resolution": 128, "slots.slot_size": 32, "slots.mlp_hidden": 32, "guidance.mask_resolution": 32,
-            "decoder.mlp_hidden": 64, "decoder.mlp_layers": 2, "train.precision": "fp32", "train.batch_size": 2}
-    return preset(name, **{**base, **overrides})
-
 def load_glass(folder, device=None, config=None, **overrides) -> GLASS:
     """A `GLASS` in eval mode from a checkpoint folder's `model.safetensors` and a config: `config` (a `GlassConfig` or a
     JSON file) or the folder's `config.json`; dotted `overrides` change it. Weights that do not fit are a clear error."""

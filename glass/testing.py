@@ -7,47 +7,14 @@ from __future__ import annotations
 import json, os, tempfile
 from pathlib import Path
 import torch
-from .core import load_pretrained, seed_everything
+from .core import seed_everything
+from .config import GlassConfig, preset
+from .io import load_pretrained
+from .tokenizers import DEFAULT_WORDS, build_clip_tokenizer, build_gpt2_tokenizer
 
 # %% auto #0
-__all__ = ['DEFAULT_WORDS', 'build_clip_tokenizer', 'tiny_unet_config', 'tiny_sd_pipeline', 'tiny_dinov2', 'build_gpt2_tokenizer',
-           'tiny_blip2', 'sd21_unet_config', 'sd21_pipeline', 'dinov2_base', 'tiny_models']
-
-# %% ../nbs/05_testing.ipynb #295957a2
-def _byte_symbols() -> list:
-    "GPT-2/CLIP's reversible byte -> unicode table, as a list of 256 symbols."
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs: bs.append(b); cs.append(256 + n); n += 1
-    return [chr(c) for c in cs]
-
-def _merge_chain(symbols, vocab: dict, merges: dict):
-    "Add left-to-right merges joining `symbols` into one token."
-    cur = symbols[0]
-    for s in symbols[1:]:
-        merges.setdefault(f"{cur} {s}", None); cur = cur + s; vocab.setdefault(cur, None)
-
-DEFAULT_WORDS = ("a an the of and with on in at near photo picture image person people man woman dog cat car bus "
-                 "bicycle horse bird chair table couch tv red green blue yellow circle square triangle street room "
-                 "road sitting standing next to two three").split()
-
-def build_clip_tokenizer(words=DEFAULT_WORDS, path=None, max_length: int = 77):
-    "A `CLIPTokenizer` whose vocabulary holds `words` as whole tokens; saved to `path` when given."
-    from transformers import CLIPTokenizer
-    base = _byte_symbols()
-    vocab = dict.fromkeys(base + [c + "</w>" for c in base]); merges = {}
-    for w in dict.fromkeys(w.lower() for w in words):
-        syms = list(w[:-1]) + [w[-1] + "</w>"]
-        if len(syms) > 1: _merge_chain(syms, vocab, merges)
-    vocab.update(dict.fromkeys(["<|startoftext|>", "<|endoftext|>"]))
-    d = Path(tempfile.mkdtemp()) if path is None else Path(path)
-    d.mkdir(parents=True, exist_ok=True)
-    (d/"vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
-    (d/"merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    tok = CLIPTokenizer(str(d/"vocab.json"), str(d/"merges.txt"), model_max_length=max_length, pad_token="<|endoftext|>")
-    if path is not None: tok.save_pretrained(str(d))
-    return tok
+__all__ = ['tiny_unet_config', 'tiny_sd_pipeline', 'tiny_dinov2', 'tiny_blip2', 'sd21_unet_config', 'sd21_pipeline',
+           'dinov2_base', 'tiny_models', 'tiny_config']
 
 # %% ../nbs/05_testing.ipynb #42b69f28
 def tiny_unet_config(cross_attention_dim: int = 32, sample_size: int = 16) -> dict:
@@ -92,21 +59,6 @@ def tiny_dinov2(path, hidden_size: int = 32, seed: int = 0) -> Path:
     return Path(path)
 
 # %% ../nbs/05_testing.ipynb #b4998b0d
-def build_gpt2_tokenizer(words=DEFAULT_WORDS, path=None):
-    "A `GPT2Tokenizer` (OPT's) whose vocabulary holds `words` and ' word' as tokens."
-    from transformers import GPT2Tokenizer
-    vocab, merges = dict.fromkeys(_byte_symbols()), {}
-    for w in dict.fromkeys(words):
-        if len(w) > 1: _merge_chain(list(w), vocab, merges)
-        vocab.setdefault(w, None); merges.setdefault(f"Ġ {w}", None); vocab.setdefault("Ġ" + w, None)
-    vocab.update(dict.fromkeys(["</s>", "<pad>", "<image>"]))
-    d = Path(tempfile.mkdtemp()) if path is None else Path(path)
-    d.mkdir(parents=True, exist_ok=True)
-    (d/"vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
-    (d/"merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return GPT2Tokenizer(str(d/"vocab.json"), str(d/"merges.txt"), bos_token="</s>", eos_token="</s>",
-                         unk_token="</s>", pad_token="<pad>")
-
 def tiny_blip2(path, words=DEFAULT_WORDS, seed: int = 0) -> Path:
     "A tiny random-weight `Blip2ForConditionalGeneration` (ViT + Q-Former + OPT) and `Blip2Processor` saved to `path`."
     from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, BlipImageProcessor,
@@ -177,3 +129,12 @@ def tiny_models(root=None) -> dict:
         if not (p/"model_index.json").exists() and not (p/"config.json").exists(): builders[k](p)
     _TINY[key] = paths
     return paths
+
+def tiny_config(name: str = "coco", **overrides) -> GlassConfig:
+    "Preset `name` with the tiny models of `glass.testing` and CPU-sized slots; dotted `overrides` on top."
+    tm = tiny_models()
+    base = {"encoder.model": str(tm["dinov2"]), "decoder.model": str(tm["sd"]), "encoder.resolution": 56,
+            "decoder.resolution": 128, "slots.slot_size": 32, "slots.mlp_hidden": 32, "guidance.mask_resolution": 32,
+            "decoder.mlp_hidden": 64, "decoder.mlp_layers": 2, "train.precision": "fp32", "train.batch_size": 2}
+    return preset(name, **{**base, **overrides})
+

@@ -188,7 +188,7 @@ TOY_MAX_TOKENS = 24
 
 def toy_tokenizer(path=None):
     "The toy world's `CLIPTokenizer`: each of `TOY_WORDS` is one token, sequences of `TOY_MAX_TOKENS`."
-    from glass.testing import build_clip_tokenizer
+    from glass.tokenizers import build_clip_tokenizer
     return build_clip_tokenizer(TOY_WORDS, path=path, max_length=TOY_MAX_TOKENS)
 
 def toy_unet_config(cross_attention_dim: int = 64, channels=(48, 96)) -> dict:

@@ -73,7 +73,8 @@ def tiny_run(tiny, tmp_path_factory):
     "A tiny GLASS saved as glass-train saves it (two checkpoints), its config and the model."
     from safetensors.torch import save_file
     from glass.core import save_config
-    from glass.model import GLASS, tiny_config
+    from glass.model import GLASS
+    from glass.testing import tiny_config
     from glass.train import begin_checkpoint, commit_checkpoint
     torch.manual_seed(0)
     cfg = tiny_config("voc", **{"slots.num_slots": 3, "eval.val_steps": 2, "eval.edit_steps": 2, "eval.fid_steps": 2})

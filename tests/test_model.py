@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from glass.model import GLASS, DinosaurMLPDecoder, tiny_config, matched_iou, load_glass
+from glass.model import GLASS, DinosaurMLPDecoder, matched_iou, load_glass
+from glass.testing import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -80,7 +80,7 @@ def test_minmax_and_equal_resolutions():
 
 
 def test_class_tokens_and_pseudo_mask():
-    from glass.testing import build_clip_tokenizer
+    from glass.tokenizers import build_clip_tokenizer
     tok = build_clip_tokenizer()
     assert class_token_indices(tok, ["dog", "car"]) == [[1], [2]]
     idx = class_token_indices(tok, ["dog", "zebra", "tv"])

@@ -29,6 +29,6 @@ def test_tiny_blip2_runs(tiny):
 
 
 def test_clip_tokenizer_whole_words():
-    from glass.testing import build_clip_tokenizer
+    from glass.tokenizers import build_clip_tokenizer
     tok = build_clip_tokenizer(["hot", "dog", "person"])
     assert tok.convert_ids_to_tokens(tok("hot dog person").input_ids)[1:4] == ["hot</w>", "dog</w>", "person</w>"]
