@@ -10,9 +10,10 @@ from pathlib import Path
 from .io import asset_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PRESETS', 'EncoderConfig', 'SlotConfig', 'DecoderConfig', 'GuidanceConfig', 'PromptConfig', 'GenerateConfig',
-           'TrainConfig', 'EvalConfig', 'GlassConfig', 'preset', 'config_fields', 'apply_overrides', 'parse_overrides',
-           'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'add_config_args', 'config_from_args']
+__all__ = ['PRESETS', 'PROTOCOLS', 'EncoderConfig', 'SlotConfig', 'DecoderConfig', 'GuidanceConfig', 'PromptConfig',
+           'GenerateConfig', 'TrainConfig', 'EvalConfig', 'GlassConfig', 'preset', 'config_fields', 'apply_overrides',
+           'parse_overrides', 'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'add_config_args',
+           'config_from_args', 'flatten_config', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #cf390e52
 @dataclass
@@ -284,3 +285,22 @@ def config_from_args(args, parser=None, extra: dict | None = None) -> GlassConfi
         msg = e.args[0] if e.args else str(e)
         if parser is None: raise
         parser.error(msg)
+
+# %% ../nbs/00_config.ipynb #3f08959c
+PROTOCOLS = ("dinosaur", "glass")   # the two evaluation protocols (eval.protocol: one of these or "both")
+
+def flatten_config(cfg) -> dict:
+    "A configuration (or its nested dict) as `{dotted_name: value}`."
+    d = config_to_dict(cfg) if is_dataclass(cfg) else cfg
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out.update({f"{k}.{kk}": vv for kk, vv in flatten_config(v).items()})
+        else: out[k] = v
+    return out
+
+def config_diff(old, new, fields=None, ignore=()) -> list:
+    "Lines `name: old -> new` for each dotted field that differs, limited to `fields` (names or prefixes) and skipping `ignore`."
+    fa, fb = flatten_config(old), flatten_config(new)
+    match = lambda k, names: any(k == n or k.startswith(n + ".") for n in names)
+    return [f"{k}: {fa[k]!r} -> {fb.get(k)!r}" for k in fa
+            if fa[k] != fb.get(k) and (fields is None or match(k, fields)) and not match(k, ignore)]

@@ -13,15 +13,16 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'METRIC_KEYS', 'INCEPTION_SHA1', 'slot_ids', 'hard_slot_masks', 'gt_segments', 'contingency',
+__all__ = ['METRIC_KEYS', 'DISCOVERY_KEYS', 'INCEPTION_SHA1', 'slot_ids', 'hard_slot_masks', 'gt_segments', 'contingency',
            'iou_from_contingency', 'ari_from_contingency', 'ari', 'mask_metrics', 'MetricAccumulator',
            'inception_weights_path', 'tf_bilinear_resize', 'InceptionFeatures', 'feature_stats', 'frechet_distance',
            'fid_from_features', 'fid_of_reconstructions', 'match_slots_to_objects', 'ProbeData', 'property_probe',
            'train_probe', 'property_prediction']
 
 # %% ../nbs/70_metrics.ipynb #f592076a
-PROTOCOLS = ("dinosaur", "glass")
+from .config import PROTOCOLS
 METRIC_KEYS = ("mbo_i", "mbo_c", "miou", "corloc", "detrate", "ari", "fg_ari")
+DISCOVERY_KEYS = METRIC_KEYS[:5]   # the object-discovery numbers of the paper's Tables 2-3
 
 def slot_ids(pred) -> tuple:
     "(S,H,W) soft or hard slot masks, or an (H,W) map of slot ids -> (ids (H,W) long = argmax over slots, S)."

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 # %% auto #0
-__all__ = ['palette', 'color_mask', 'overlay', 'to_uint8_image']
+__all__ = ['palette', 'color_mask', 'overlay', 'to_uint8_image', 'image_grid', 'save_figure']
 
 # %% ../nbs/03_viz.ipynb #51d46888
 def palette(n: int = 256) -> np.ndarray:
@@ -41,3 +41,29 @@ def to_uint8_image(x) -> np.ndarray:
     a = a.astype(np.float32)
     if a.min() < 0: a = (a + 1) / 2
     return (a.clip(0, 1) * 255).round().astype(np.uint8)
+
+# %% ../nbs/03_viz.ipynb #3882c2e0
+def image_grid(rows: list, col_titles=None, row_titles=None, titles=None, size: float = 1.7):
+    "A matplotlib figure showing `rows` of (H, W[, 3]) images, with column titles, row labels or per-panel `titles`."
+    import matplotlib.pyplot as plt
+    nr, nc = len(rows), max(len(r) for r in rows)
+    fig, ax = plt.subplots(nr, nc, figsize=(size * nc, size * nr + 0.3), squeeze=False)
+    for i, r in enumerate(rows):
+        for j in range(nc):
+            a = ax[i, j]; a.set_xticks([]); a.set_yticks([])
+            if j >= len(r): a.axis("off"); continue
+            a.imshow(r[j], interpolation="nearest")
+            t = titles[i][j] if titles is not None and j < len(titles[i]) else (col_titles[j] if col_titles and i == 0 else None)
+            if t: a.set_title(t, fontsize=8)
+        if row_titles: ax[i, 0].set_ylabel(row_titles[i], fontsize=7)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+def save_figure(fig, path, dpi: int = 100):
+    "Save `fig` as a PNG at `path` atomically and close it; `path=None` returns the figure unsaved."
+    if path is None: return fig
+    import matplotlib.pyplot as plt
+    from glass.io import atomic_path
+    with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return fig
