@@ -10,10 +10,11 @@ from pathlib import Path
 from .io import asset_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PRESETS', 'PROTOCOLS', 'EncoderConfig', 'SlotConfig', 'DecoderConfig', 'GuidanceConfig', 'PromptConfig',
-           'GenerateConfig', 'TrainConfig', 'EvalConfig', 'GlassConfig', 'preset', 'config_fields', 'apply_overrides',
-           'parse_overrides', 'config_to_dict', 'config_from_dict', 'save_config', 'load_config', 'add_config_args',
-           'config_from_args', 'flatten_config', 'config_diff']
+__all__ = ['PRECISIONS', 'CHOICES', 'AT_LEAST_ONE', 'NOT_NEGATIVE', 'POSITIVE', 'UNIT_INTERVAL', 'PRESETS', 'PROTOCOLS',
+           'EncoderConfig', 'SlotConfig', 'DecoderConfig', 'GuidanceConfig', 'PromptConfig', 'GenerateConfig',
+           'TrainConfig', 'EvalConfig', 'GlassConfig', 'flatten_config', 'config_problems', 'validate_config', 'preset',
+           'config_fields', 'apply_overrides', 'parse_overrides', 'config_to_dict', 'config_from_dict', 'save_config',
+           'load_config', 'add_config_args', 'config_from_args', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #cf390e52
 @dataclass
@@ -130,6 +131,52 @@ class GlassConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+# %% ../nbs/00_config.ipynb #87f85897
+def flatten_config(cfg) -> dict:
+    "A configuration (or its nested dict) as `{dotted_name: value}`."
+    d = asdict(cfg) if is_dataclass(cfg) else cfg
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out.update({f"{k}.{kk}": vv for kk, vv in flatten_config(v).items()})
+        else: out[k] = v
+    return out
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+CHOICES = {"dataset": ("voc", "coco", "toy"), "encoder.kind": ("dinov2", "cnn"), "decoder.kind": ("diffusion", "dinosaur-mlp"),
+           "guidance.source": ("pseudo", "gt"), "prompts.source": ("caption", "labels"),
+           "prompts.noun_method": ("auto", "tagger", "rules"), "generate.precision": PRECISIONS, "train.precision": PRECISIONS,
+           "generate.upsample_mode": ("bicubic", "bilinear", "nearest", "nearest-exact", "area"),
+           "eval.protocol": ("dinosaur", "glass", "both")}
+AT_LEAST_ONE = ("encoder.resolution", "slots.num_slots", "slots.slot_size", "slots.iters", "slots.mlp_hidden",
+                "decoder.resolution", "decoder.mlp_hidden", "guidance.mask_resolution", "prompts.caption_batch_size",
+                "generate.resolution", "generate.steps", "generate.batch_size", "generate.train_resolution",
+                "generate.items_per_shard", "train.steps", "train.batch_size", "train.grad_accum", "train.checkpoint_every",
+                "train.keep_checkpoints", "train.log_every", "eval.fid_steps", "eval.val_steps", "eval.edit_steps")
+NOT_NEGATIVE = ("decoder.mlp_layers", "guidance.weight", "generate.guidance_scale", "generate.cross_res", "generate.self_res",
+                "generate.refine_power", "train.weight_decay", "train.grad_clip", "train.val_every", "train.num_workers",
+                "eval.fid_images", "eval.fid_guidance", "eval.val_guidance", "eval.edit_guidance")
+POSITIVE = ("slots.eps", "train.lr", "train.eps")
+UNIT_INTERVAL = ("generate.fg_threshold", "generate.bg_threshold", "eval.probe_iou")
+
+def config_problems(cfg) -> list:
+    "Every field of `cfg` outside its allowed values, as lines `field: what is wrong`."
+    flat, out = flatten_config(cfg), []
+    for k, ok in CHOICES.items():
+        if flat[k] not in ok: out.append(f"{k} must be one of {', '.join(ok)}; got {flat[k]!r}")
+    out += [f"{k} must be >= 1; got {flat[k]!r}" for k in AT_LEAST_ONE if flat[k] < 1]
+    out += [f"{k} must be >= 0; got {flat[k]!r}" for k in NOT_NEGATIVE if flat[k] < 0]
+    out += [f"{k} must be > 0; got {flat[k]!r}" for k in POSITIVE if not flat[k] > 0]
+    out += [f"{k} must lie in [0, 1]; got {flat[k]!r}" for k in UNIT_INTERVAL if not 0 <= flat[k] <= 1]
+    if flat["generate.bg_threshold"] > flat["generate.fg_threshold"]:
+        out.append("generate.bg_threshold must not exceed generate.fg_threshold")
+    return out
+
+def validate_config(cfg, source: str = "configuration"):
+    "Return `cfg` when every field holds an allowed value; otherwise a `ValueError` naming the first wrong field."
+    problems = config_problems(cfg)
+    if problems: raise ValueError(f"{source}: config field {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    return cfg
+
 # %% ../nbs/00_config.ipynb #c24ed1e1
 def _voc(c):
     c.name, c.dataset = "voc", "voc"
@@ -179,7 +226,7 @@ def preset(name: str, **overrides) -> GlassConfig:
     "A fresh `GlassConfig` for the named preset, with dotted-name `overrides` (e.g. `**{'slots.iters': 5}`)."
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}")
-    return apply_overrides(PRESETS[name](GlassConfig()), overrides)
+    return validate_config(apply_overrides(PRESETS[name](GlassConfig()), overrides), f"preset {name!r}")
 
 # %% ../nbs/00_config.ipynb #e008c4a5
 def config_fields(cfg=None, prefix="") -> dict:
@@ -248,7 +295,7 @@ def config_from_dict(d: dict, source="<dict>") -> GlassConfig:
             if isinstance(v, dict): walk(v, f"{prefix}{k}.")
             else: flat[f"{prefix}{k}"] = v
     walk(d)
-    try: return apply_overrides(GlassConfig(), flat)
+    try: return validate_config(apply_overrides(GlassConfig(), flat), source)
     except (KeyError, ValueError) as e: raise type(e)(f"{source}: {e.args[0]}") from None
 
 def save_config(cfg: GlassConfig, path) -> Path:
@@ -273,6 +320,7 @@ def add_config_args(parser, default_preset: str = "coco"):
     g.add_argument("--config", metavar="FILE", help="start from a saved config.json (e.g. a run's) instead of a preset")
     g.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
                    help="override config fields by dotted name, e.g. --set slots.iters=5 train.lr=1e-4 (repeatable)")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error (also GLASS_DEBUG=1)")
     return parser
 
 def config_from_args(args, parser=None, extra: dict | None = None) -> GlassConfig:
@@ -280,7 +328,7 @@ def config_from_args(args, parser=None, extra: dict | None = None) -> GlassConfi
     try:
         cfg = load_config(args.config) if getattr(args, "config", None) else preset(args.preset or "coco")
         cfg = apply_overrides(cfg, {k: v for k, v in (extra or {}).items() if v is not None})
-        return apply_overrides(cfg, parse_overrides(getattr(args, "overrides", None)))
+        return validate_config(apply_overrides(cfg, parse_overrides(getattr(args, "overrides", None))))
     except (KeyError, ValueError, FileNotFoundError) as e:
         msg = e.args[0] if e.args else str(e)
         if parser is None: raise
@@ -288,15 +336,6 @@ def config_from_args(args, parser=None, extra: dict | None = None) -> GlassConfi
 
 # %% ../nbs/00_config.ipynb #3f08959c
 PROTOCOLS = ("dinosaur", "glass")   # the two evaluation protocols (eval.protocol: one of these or "both")
-
-def flatten_config(cfg) -> dict:
-    "A configuration (or its nested dict) as `{dotted_name: value}`."
-    d = config_to_dict(cfg) if is_dataclass(cfg) else cfg
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict): out.update({f"{k}.{kk}": vv for kk, vv in flatten_config(v).items()})
-        else: out[k] = v
-    return out
 
 def config_diff(old, new, fields=None, ignore=()) -> list:
     "Lines `name: old -> new` for each dotted field that differs, limited to `fields` (names or prefixes) and skipping `ignore`."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_core.ipynb #2057ff60
 from __future__ import annotations
-import random
+import errno, functools, os, random, sys
 import numpy as np
 from .config import *
 from .io import *
@@ -12,7 +12,8 @@ from .shards import *
 from .viz import *
 
 # %% auto #0
-__all__ = ['DTYPES', 'COMMANDS', 'seed_everything', 'get_device', 'get_dtype', 'glass_cli']
+__all__ = ['DTYPES', 'COMMANDS', 'seed_everything', 'get_device', 'get_dtype', 'error_message', 'debug_requested', 'command',
+           'glass_cli']
 
 # %% ../nbs/04_core.ipynb #752d344d
 def seed_everything(seed: int) -> None:
@@ -37,6 +38,45 @@ def get_dtype(precision: str, device=None):
     dt = getattr(torch, DTYPES[precision])
     if device is not None and torch.device(device).type == "cpu" and dt is torch.float16: return torch.float32
     return dt
+
+# %% ../nbs/04_core.ipynb #8c857d02
+_OS_HINTS = {errno.ENOSPC: "the disk is full: free space and rerun the same command (complete files are kept, it resumes)",
+             errno.EACCES: "permission denied: choose a folder you can write to, or fix its permissions",
+             errno.EROFS: "the file system is read-only: choose a writable folder"}
+
+def error_message(e: BaseException) -> str:
+    "One sentence describing `e`: its text, with the file and a remedy for operating-system errors."
+    if isinstance(e, UnicodeDecodeError):
+        return f"the input is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); pass a UTF-8 text file"
+    if isinstance(e, OSError) and e.errno in _OS_HINTS:
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{_OS_HINTS[e.errno]}{where}"
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        return f"{e.strerror}: {e.filename}"
+    text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)
+    known = (ValueError, KeyError, OSError, RuntimeError)
+    return text if text and isinstance(e, known) else f"{type(e).__name__}: {text or 'no message'} (rerun with --debug for the traceback)"
+
+def debug_requested(argv=None) -> bool:
+    "True when the command line holds `--debug` or the environment sets `GLASS_DEBUG=1`."
+    args = sys.argv[1:] if argv is None else list(argv)
+    return "--debug" in args or os.environ.get("GLASS_DEBUG", "0") not in ("", "0", "false", "False")
+
+# %% ../nbs/04_core.ipynb #25eadcff
+def command(name: str):
+    "Wrap a command's `main(argv=None)` so that any error ends in one `name: error: ...` line and exit status 1."
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv=None):
+            try: return main(argv)
+            except SystemExit: raise
+            except KeyboardInterrupt:
+                print(f"{name}: interrupted", file=sys.stderr); raise SystemExit(130)
+            except Exception as e:
+                if debug_requested(argv): raise
+                print(f"{name}: error: {error_message(e)}", file=sys.stderr); raise SystemExit(1)
+        return run
+    return wrap
 
 # %% ../nbs/04_core.ipynb #c706ea46
 COMMANDS = {

@@ -8,18 +8,28 @@ import contextlib, json, os, socket, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_path', 'atomic_write_text', 'hub_reachable', 'load_pretrained', 'asset_path']
+__all__ = ['current_umask', 'temp_name', 'atomic_path', 'atomic_write_text', 'hub_reachable', 'load_pretrained', 'asset_path']
 
 # %% ../nbs/01_io.ipynb #cc91bbc1
+def current_umask() -> int:
+    "The process's file-creation mask (read without changing it for longer than one call)."
+    mask = os.umask(0); os.umask(mask)
+    return mask
+
+def temp_name(path) -> str:
+    "The prefix of a temporary file beside `path`: it names the host and process that write it, so a cleanup can prove it stale."
+    return f".{Path(path).name}.{socket.gethostname()}.{os.getpid()}."
+
 @contextlib.contextmanager
 def atomic_path(path):
-    "Yield a temporary path beside `path`; on success move it over `path` atomically, on failure delete it."
+    "Yield a temporary path beside `path`; on success move it over `path` atomically (mode from the umask), on failure delete it."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_name(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f: os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp makes 0600; a shared folder needs what the umask allows
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
