@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #0698c1c1
 from __future__ import annotations
-import json, typing
+import json, re, typing
 from dataclasses import dataclass, field, asdict, fields, is_dataclass
 from pathlib import Path
 from .io import asset_path, atomic_write_text
@@ -64,6 +64,8 @@ class GenerateConfig:
     "Pseudo-label generation with attention taps (Dataset Diffusion recipe)."
     resolution: int = 512
     steps: int = 100
+    sampler: str = "default"                  # "default" (the pipeline's own scheduler), "ddpm", "ddim", "dpm-solver++", "unipc" or "euler"
+    tap_steps: str = "all"                    # which steps' attention is read: "all", "last:K" or "every:N"
     guidance_scale: float = 7.5
     precision: str = "fp16"
     batch_size: int = 8
@@ -76,6 +78,8 @@ class GenerateConfig:
     train_resolution: int = 256               # image/mask size stored for slot training
     items_per_shard: int = 64
     seed: int = 0
+    instances: str = "none"                   # instance pseudo masks: "none" (the paper: class segments), "components", "attention" or "auto"
+    min_instance_area: float = 0.002          # components: a segment part smaller than this fraction of the image is merged or ignored
 
 @dataclass
 class TrainConfig:
@@ -146,7 +150,9 @@ CHOICES = {"dataset": ("voc", "coco", "toy"), "encoder.kind": ("dinov2", "cnn"),
            "guidance.source": ("pseudo", "gt"), "prompts.source": ("caption", "labels"),
            "prompts.noun_method": ("auto", "tagger", "rules"), "generate.precision": PRECISIONS, "train.precision": PRECISIONS,
            "generate.upsample_mode": ("bicubic", "bilinear", "nearest", "nearest-exact", "area"),
-           "eval.protocol": ("dinosaur", "glass", "both")}
+           "eval.protocol": ("dinosaur", "glass", "both"),
+           "generate.sampler": ("default", "ddpm", "ddim", "dpm-solver++", "unipc", "euler"),
+           "generate.instances": ("none", "components", "attention", "auto")}
 AT_LEAST_ONE = ("encoder.resolution", "slots.num_slots", "slots.slot_size", "slots.iters", "slots.mlp_hidden",
                 "decoder.resolution", "decoder.mlp_hidden", "guidance.mask_resolution", "prompts.caption_batch_size",
                 "generate.resolution", "generate.steps", "generate.batch_size", "generate.train_resolution",
@@ -156,7 +162,7 @@ NOT_NEGATIVE = ("decoder.mlp_layers", "guidance.weight", "generate.guidance_scal
                 "generate.refine_power", "train.weight_decay", "train.grad_clip", "train.val_every", "train.num_workers",
                 "eval.fid_images", "eval.fid_guidance", "eval.val_guidance", "eval.edit_guidance")
 POSITIVE = ("slots.eps", "train.lr", "train.eps")
-UNIT_INTERVAL = ("generate.fg_threshold", "generate.bg_threshold", "eval.probe_iou")
+UNIT_INTERVAL = ("generate.min_instance_area", "generate.fg_threshold", "generate.bg_threshold", "eval.probe_iou")
 
 def config_problems(cfg) -> list:
     "Every field of `cfg` outside its allowed values, as lines `field: what is wrong`."
@@ -167,6 +173,8 @@ def config_problems(cfg) -> list:
     out += [f"{k} must be >= 0; got {flat[k]!r}" for k in NOT_NEGATIVE if flat[k] < 0]
     out += [f"{k} must be > 0; got {flat[k]!r}" for k in POSITIVE if not flat[k] > 0]
     out += [f"{k} must lie in [0, 1]; got {flat[k]!r}" for k in UNIT_INTERVAL if not 0 <= flat[k] <= 1]
+    if not re.fullmatch(r"all|last:[1-9]\d*|every:[1-9]\d*", str(flat["generate.tap_steps"])):
+        out.append(f"generate.tap_steps must be all, last:K or every:N; got {flat['generate.tap_steps']!r}")
     if flat["generate.bg_threshold"] > flat["generate.fg_threshold"]:
         out.append("generate.bg_threshold must not exceed generate.fg_threshold")
     return out
