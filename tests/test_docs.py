@@ -97,6 +97,7 @@ def site(tmp_path):
     time.sleep(0.01)
     _nb(tmp_path / "_proc" / "a.ipynb", [("#| echo: false\n#| output: asis\nshow_doc(f)", _doc("f")),
                                          ("#| echo: false\n#| output: asis\nshow_doc(g)", _doc("g"))])
+    for d in ("nbs", "_proc"): (tmp_path / d / "_quarto.yml").write_text("project:\n  type: website\n")
     return tmp_path
 
 
@@ -116,3 +117,15 @@ def test_check_docs_fails_on_an_undocumented_export_and_a_missing_page(site):
     assert check_docs.check(site)[0] == [f"{site}/_proc/a.ipynb: no rendered doc for `f`"]
     (site / "_proc" / "a.ipynb").unlink()
     assert check_docs.check(site)[0] == [f"{site}/_proc/a.ipynb: missing"]
+
+
+def test_check_docs_fails_on_a_second_or_linked_quarto_yml(site):
+    (site / "_quarto.yml").write_text("project:\n  type: website\n")
+    assert check_docs.check(site)[0] == [f"{site}/_quarto.yml: a second _quarto.yml (nbdev reads only {site}/nbs/_quarto.yml)"]
+    (site / "nbs" / "_quarto.yml").unlink(); (site / "nbs" / "_quarto.yml").symlink_to("../_quarto.yml")
+    assert "a link" in check_docs.check(site)[0][0]
+
+
+def test_the_repository_has_one_quarto_yml():
+    assert not (ROOT / "_quarto.yml").exists() and not (ROOT / "nbs" / "_quarto.yml").is_symlink()
+    assert check_docs.check_quarto_yml(ROOT)[:1] in ([], [f"{ROOT}/_proc/_quarto.yml: missing or stale"])

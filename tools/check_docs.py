@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Offline docs check, run after nbdev's proc_nbs (`make docs-pages`): exits 1 when a docs page would be broken.
 
-Every notebook nbdev documents (under nbs/, skipping names that start with `_` or `.`) needs a processed page in _proc/
-no older than the notebook. In each page every `show_doc` cell needs its rendered doc: a `text/markdown` output with a
-heading. That covers the `show_doc(...)` cells written in the notebook (each must reach the page and render, naming
+The site settings must be one regular nbs/_quarto.yml (the file nbdev 2.4.14 reads), copied to _proc/. Every notebook
+nbdev documents (under nbs/, skipping names that start with `_` or `.`) needs a processed page in _proc/ no older than
+the notebook. In each page every `show_doc` cell needs its rendered doc: a `text/markdown` output with a heading.
+That covers the `show_doc(...)` cells written in the notebook (each must reach the page and render, naming
 what it documents) and the ones nbdev adds for the public API, so every public function or class of an `export` cell
 must have a rendered heading naming it."""
 import ast, json, re, sys
@@ -102,10 +103,20 @@ def check_page(nb: Path, page: Path) -> list:
     return problems
 
 
+def check_quarto_yml(root: Path) -> list:
+    "The problems of the site settings: one regular nbs/_quarto.yml (the file nbdev 2.4.14 reads), copied to _proc/."
+    src, copy, extra = root / "nbs" / "_quarto.yml", root / "_proc" / "_quarto.yml", root / "_quarto.yml"
+    if src.is_symlink() or not src.is_file(): return [f"{src}: missing or a link (nbdev would write its default)"]
+    problems = [f"{extra}: a second _quarto.yml (nbdev reads only {src})"] if extra.exists() else []
+    if not copy.is_file() or copy.read_bytes() != src.read_bytes(): problems.append(f"{copy}: missing or stale")
+    return problems
+
+
 def check(root: Path = ROOT) -> tuple:
     "All problems of the processed pages under `root`, and the number of pages checked."
     nbs = notebooks(root / "nbs")
-    problems = [p for nb in nbs for p in check_page(nb, root / "_proc" / nb.relative_to(root / "nbs"))]
+    problems = check_quarto_yml(root)
+    problems += [p for nb in nbs for p in check_page(nb, root / "_proc" / nb.relative_to(root / "nbs"))]
     if not nbs: problems.append(f"{root / 'nbs'}: no notebooks")
     return problems, len(nbs)
 
