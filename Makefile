@@ -30,9 +30,11 @@ demo: setup
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/pytest $(ARGS)
 
-# The site in _docs/: Quarto is checked before anything else runs, so without it nothing is installed anywhere.
+# The site in _docs/. Quarto is looked for (on the PATH the render uses) before anything runs, so without it nothing is
+# installed anywhere: nbdev would try to install Quarto, then `pip install -e` with whatever pip comes first on PATH.
+# Not nbdev_docs: it would also re-render README.md with Quarto, and tools/make_readme.py owns README.md.
 docs:
-	@command -v $(QUARTO) >/dev/null 2>&1 || { echo "$(NO_QUARTO)" >&2; exit 1; }
+	@PATH="$(ABIN):$$PATH"; command -v $(QUARTO) >/dev/null 2>&1 || { echo "$(NO_QUARTO)" >&2; exit 1; }
 	@$(MAKE) --no-print-directory setup
 	$(IN_VENV) $(ABIN)/nbdev_proc_nbs
 	$(IN_VENV) $(ABIN)/python tools/check_docs.py
@@ -44,6 +46,7 @@ docs-pages: setup
 	$(IN_VENV) $(ABIN)/python -c "import nbdev.serve as s; s.proc_nbs(n_workers=0)"
 	$(IN_VENV) $(ABIN)/python tools/check_docs.py
 
+# JupyterLab on nbs/, its kernels the venv's Python (the kernel spec runs `python` from PATH).
 lab: setup
 	$(IN_VENV) $(ABIN)/jupyter lab --ServerApp.root_dir=nbs $(ARGS)
 
