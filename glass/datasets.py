@@ -224,9 +224,8 @@ class COCOReader:
         return sorted({self.cat_to_label[a["category_id"]] for a in self.annotations(self.ids[i])})
 
 # %% ../nbs/60_datasets.ipynb #9bcd2b05
-PROTOCOL_SIZES = {"dinosaur": dict(mask_size=320, encoder_resolution=224),
-                  "glass": dict(mask_size=256, encoder_resolution=448)}
-assert tuple(PROTOCOL_SIZES) == PROTOCOLS
+_SIZES = {"dinosaur": dict(mask_size=320, encoder_resolution=224), "glass": dict(mask_size=256, encoder_resolution=448)}
+PROTOCOL_SIZES = {p: _SIZES[p] for p in PROTOCOLS}     # keyed by glass.config.PROTOCOLS, in its order
 
 def _resized_shape(h, w, size, style):
     if style == "glass":
