@@ -72,7 +72,8 @@ def real_scene_masks(pipe, split, cfg: GlassConfig, timesteps=(100, 200, 300, 50
     from diffusers import DDPMScheduler
     from glass.hooks import attention_taps, encode_texts
     from glass.refine import class_token_indices, pseudo_mask
-    from glass.prompts import extract_classes, make_prompt, class_prompt, labels_to_classes
+    from glass.prompts import extract_classes, make_prompt, class_prompt
+    from glass.classes import labels_to_classes
     g, vocab = cfg.generate, cfg.prompts.vocab
     sched = DDPMScheduler.from_config(pipe.scheduler.config)
     f = pipe.vae_scale_factor
@@ -186,7 +187,7 @@ def scenes_figure(split, pseudo, n: int = 8, path=None):
 
 def generated_figure(folder, n: int = 8, path=None):
     "Generated images (columns) of a glass-generate folder: image, pseudo mask (world class ids), colour oracle."
-    from glass.data import ShardDataset
+    from glass.datasets import ShardDataset
     ds = ShardDataset(folder, encoder_resolution=32)
     cols, titles = [], []
     for i in range(min(n, len(ds))):
@@ -408,7 +409,7 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
 
 def generated_scores(folder) -> dict:
     "Pseudo masks of a glass-generate folder against the colour oracle of its images (`mask_iou_scores`)."
-    from glass.data import ShardDataset
+    from glass.datasets import ShardDataset
     ds = ShardDataset(folder, encoder_resolution=32)
     pred, ref = [], []
     for i in range(len(ds)):

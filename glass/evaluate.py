@@ -131,7 +131,7 @@ def load_checkpoint(path, device=None, overrides: dict | None = None, fallback_p
 # %% ../nbs/85_evaluate.ipynb #fd406c21
 def as_sample(x, index: int = 0):
     "A `glass.data.Sample` from a Sample, a dict or an `(image, instance_map, class_map, ignore)` tuple."
-    from glass.data import Sample
+    from glass.datasets import Sample
     if isinstance(x, Sample): return x
     if isinstance(x, dict):
         get = lambda *ks: next((x[k] for k in ks if k in x), None)
@@ -154,7 +154,7 @@ def as_sample(x, index: int = 0):
 def open_dataset(name: str, root=None, split: str = "val", cfg: GlassConfig | None = None):
     "The evaluation dataset by name: 'voc' / 'coco' (readers of `glass.data` under `root`) or 'toy' (`glass.toy`)."
     if name in ("voc", "coco"):
-        from glass.data import eval_reader
+        from glass.datasets import eval_reader
         if root is None: raise ValueError(f"--data is required for {name}: the dataset's root folder")
         return eval_reader(name, root, split)
     if name == "toy":
@@ -169,7 +169,7 @@ class _Both(torch.utils.data.Dataset):
         self.n = len(reader) if limit is None else min(int(limit), len(reader))
     def __len__(self): return self.n
     def __getitem__(self, i):
-        from glass.data import eval_transform
+        from glass.datasets import eval_transform
         s = as_sample(self.reader[i], i)
         ms = self.mask_size or (min(s.image.shape[:2]) if self.mask_size == 0 else None)
         out = {p: eval_transform(s, p, encoder_resolution=self.er, mask_size=ms) for p in self.protocols}

@@ -14,7 +14,8 @@ from .core import (GlassConfig, PRESETS, preset, load_config, save_config, add_c
                         get_dtype, load_pretrained, write_shard, read_shard, atomic_path, atomic_write_text,
                         overlay)
 from .hooks import attention_taps, encode_texts
-from .prompts import extract_classes, make_prompt, class_prompt, class_words, labels_to_classes
+from .prompts import extract_classes, make_prompt, class_prompt
+from .classes import class_words, labels_to_classes
 from .refine import class_token_indices, pseudo_mask
 from .shards import shard_name, shard_ids, my_shards, write_manifest
 

@@ -4,11 +4,12 @@
 
 # %% ../nbs/01_io.ipynb #d6b7892b
 from __future__ import annotations
-import contextlib, json, os, socket, tempfile
+import contextlib, json, logging, os, socket, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['current_umask', 'temp_name', 'atomic_path', 'atomic_write_text', 'hub_reachable', 'load_pretrained', 'asset_path']
+__all__ = ['current_umask', 'temp_name', 'atomic_path', 'atomic_write_text', 'read_jsonl', 'write_jsonl', 'hub_reachable',
+           'load_pretrained', 'asset_path']
 
 # %% ../nbs/01_io.ipynb #cc91bbc1
 def current_umask() -> int:
@@ -38,6 +39,24 @@ def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` atomically."
     with atomic_path(path) as tmp: Path(tmp).write_text(text)
     return Path(path)
+
+# %% ../nbs/01_io.ipynb #1b4f7b3c
+_log = logging.getLogger("glass.io")
+
+def read_jsonl(path) -> list:
+    "Records of a JSONL file (none if it does not exist); a torn (unparsable) line is dropped with a warning."
+    path, out, bad = Path(path), [], 0
+    if not path.exists(): return out
+    for line in path.read_text().splitlines():
+        if not line.strip(): continue
+        try: out.append(json.loads(line))
+        except json.JSONDecodeError: bad += 1
+    if bad: _log.warning("%s: dropped %d unreadable line(s) (an interrupted write)", path, bad)
+    return out
+
+def write_jsonl(path, records) -> Path:
+    "Write `records` to `path` as JSON lines, atomically."
+    return atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 # %% ../nbs/01_io.ipynb #8ec0d14c
 def hub_reachable(host="huggingface.co", port=443, timeout=2.0) -> bool:

@@ -6,15 +6,17 @@
 from __future__ import annotations
 import json, os, tempfile
 from pathlib import Path
+import numpy as np
 import torch
 from .core import seed_everything
 from .config import GlassConfig, preset
 from .io import load_pretrained
+from .shards import write_shard
 from .tokenizers import DEFAULT_WORDS, build_clip_tokenizer, build_gpt2_tokenizer
 
 # %% auto #0
 __all__ = ['tiny_unet_config', 'tiny_sd_pipeline', 'tiny_dinov2', 'tiny_blip2', 'sd21_unet_config', 'sd21_pipeline',
-           'dinov2_base', 'tiny_models', 'tiny_config']
+           'dinov2_base', 'tiny_models', 'tiny_config', 'write_test_shards', 'write_tiny_voc', 'write_tiny_coco']
 
 # %% ../nbs/05_testing.ipynb #42b69f28
 def tiny_unet_config(cross_attention_dim: int = 32, sample_size: int = 16) -> dict:
@@ -138,3 +140,80 @@ def tiny_config(name: str = "coco", **overrides) -> GlassConfig:
             "decoder.mlp_hidden": 64, "decoder.mlp_layers": 2, "train.precision": "fp32", "train.batch_size": 2}
     return preset(name, **{**base, **overrides})
 
+
+# %% ../nbs/05_testing.ipynb #e1257dbf
+def write_test_shards(folder, n_items: int = 10, per_shard: int = 4, resolution: int = 32, latent: tuple = (4, 4, 4),
+                      classes=("dog", "cat", "car"), seed: int = 0, manifest: bool = True) -> Path:
+    "Write `n_items` random items as glass shards (+ manifest.json) into `folder`; masks hold 0, 1..k, 255."
+    g = torch.Generator().manual_seed(seed)
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for s, start in enumerate(range(0, n_items, per_shard)):
+        n = min(per_shard, n_items - start)
+        images = torch.randint(0, 256, (n, 3, resolution, resolution), generator=g, dtype=torch.uint8)
+        latents = torch.randn((n, *latent), generator=g).half()
+        masks = torch.zeros((n, resolution, resolution), dtype=torch.uint8)
+        items = []
+        for r in range(n):
+            k = 1 + (start + r) % len(classes)
+            cls = list(classes[:k])
+            for c in range(1, k + 1):   # one block per class, and an ignore band
+                y0 = int(torch.randint(0, resolution // 2, (1,), generator=g)); x0 = int(torch.randint(0, resolution // 2, (1,), generator=g))
+                masks[r, y0:y0 + resolution // 3, x0:x0 + resolution // 3] = c
+            masks[r, :, :2] = 255
+            items.append({"id": start + r, "prompt": "a photo; " + " ".join(cls), "caption": "a photo",
+                          "classes": cls, "seed": seed + start + r})
+        name = f"shard-{s:06d}.safetensors"
+        write_shard(folder/name, {"images": images, "latents": latents, "masks": masks}, items, {"rank": 0})
+        entries.append({"file": name, "items": n})
+    if manifest: (folder/"manifest.json").write_text(json.dumps({"shards": entries}))
+    return folder
+
+# %% ../nbs/05_testing.ipynb #db6fd48a
+def write_tiny_voc(root) -> Path:
+    "A two-image VOC 2012 tree (palette PNGs) under `root/VOCdevkit/VOC2012`; returns `root`."
+    from PIL import Image
+    from glass.viz import palette
+    base = Path(root)/"VOCdevkit"/"VOC2012"
+    for s in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"): (base/s).mkdir(parents=True, exist_ok=True)
+    pal = palette().reshape(-1).tolist()
+    def png(a, p):
+        im = Image.fromarray(a.astype(np.uint8), mode="P"); im.putpalette(pal); im.save(p)
+    rng = np.random.default_rng(0)
+    objs, clss = {}, {}
+    o = np.zeros((48, 64), np.uint8); c = np.zeros_like(o)
+    o[8:24, 4:20], c[8:24, 4:20] = 1, 15                          # person (15)
+    o[6:26, 2:22][(o[6:26, 2:22] == 0)] = 255; c[o == 255] = 255    # void border around it
+    o[30:44, 30:40], c[30:44, 30:40] = 2, 8                        # cat (8)
+    o[30:44, 46:60], c[30:44, 46:60] = 3, 8                        # another cat
+    objs["2007_000001"], clss["2007_000001"] = o, c
+    o = np.ones((40, 40), np.uint8); c = np.full((40, 40), 12, np.uint8)   # a dog filling the image
+    objs["2007_000002"], clss["2007_000002"] = o, c
+    for k in objs:
+        h, w = objs[k].shape
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(base/"JPEGImages"/f"{k}.jpg", quality=95)
+        png(objs[k], base/"SegmentationObject"/f"{k}.png"); png(clss[k], base/"SegmentationClass"/f"{k}.png")
+    (base/"ImageSets"/"Segmentation"/"val.txt").write_text("\n".join(objs) + "\n")
+    return Path(root)
+
+def write_tiny_coco(root) -> Path:
+    "A two-image COCO 2017 val tree (`val2017/`, `annotations/instances_val2017.json`); returns `root`."
+    from PIL import Image
+    from pycocotools import mask as mu
+    root = Path(root); (root/"val2017").mkdir(parents=True, exist_ok=True); (root/"annotations").mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    for iid, (h, w) in ((1, (30, 40)), (2, (20, 20))):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root/"val2017"/f"{iid:012d}.jpg")
+    def rle(m):
+        r = mu.encode(np.asfortranarray(m.astype(np.uint8))); r["counts"] = r["counts"].decode(); return r
+    b = np.zeros((30, 40), bool); b[10:25, 15:35] = True
+    crowd = np.zeros((30, 40), bool); crowd[0:6, 0:10] = True
+    ign = np.zeros((30, 40), bool); ign[26:30, 0:40] = True
+    anns = [dict(id=1, image_id=1, category_id=18, iscrowd=0, segmentation=[[5, 5, 20, 5, 20, 15, 5, 15]], bbox=[5, 5, 15, 10], area=150),
+            dict(id=2, image_id=1, category_id=3, iscrowd=0, segmentation=rle(b), bbox=[15, 10, 20, 15], area=300),
+            dict(id=3, image_id=1, category_id=1, iscrowd=1, segmentation=rle(crowd), bbox=[0, 0, 10, 6], area=60),
+            dict(id=4, image_id=1, category_id=1, iscrowd=0, ignore=1, segmentation=rle(ign), bbox=[0, 26, 40, 4], area=160)]
+    js = dict(images=[dict(id=1, file_name=f"{1:012d}.jpg", height=30, width=40), dict(id=2, file_name=f"{2:012d}.jpg", height=20, width=20)],
+              annotations=anns, categories=[dict(id=1, name="person"), dict(id=3, name="car"), dict(id=18, name="dog")])
+    (root/"annotations"/"instances_val2017.json").write_text(json.dumps(js))
+    return root

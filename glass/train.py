@@ -266,13 +266,13 @@ def make_dataset(cfg: GlassConfig, data):
     """`data` as a dataset: a folder of shards -> `glass.data.ShardDataset` (cached encoder features required when
     `train.cache_features`, never read otherwise); a dataset object is used as it is."""
     if not isinstance(data, (str, os.PathLike)): return data
-    from glass.data import ShardDataset
+    from glass.datasets import ShardDataset
     return ShardDataset(check_data(data), encoder_resolution=cfg.encoder.resolution,
                         mask_resolution=cfg.guidance.mask_resolution, features=bool(cfg.train.cache_features),
                         encoder_name=cfg.encoder.model if cfg.train.cache_features else None)
 
 def _collate(dataset):
-    from glass.data import ShardDataset
+    from glass.datasets import ShardDataset
     return getattr(dataset, "collate", ShardDataset.collate)
 
 # %% ../nbs/80_train.ipynb #50158a4a

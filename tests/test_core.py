@@ -1,8 +1,10 @@
-"Guards for the exported glass.core package (outside the notebook namespace)."
+"""Unit tests of glass.config, glass.shards and glass.core not yet in their notebooks (00_config, 02_shards, 04_core,
+whose owners move them there); the io test moved into nbs/01_io.ipynb."""
 import json
 import pytest
-from glass.core import (PRESETS, GlassConfig, preset, save_config, load_config, apply_overrides, parse_overrides,
-                        config_fields, write_shard, read_shard, load_pretrained, atomic_write_text, get_dtype)
+from glass.config import PRESETS, GlassConfig, preset, save_config, load_config, apply_overrides, parse_overrides, config_fields
+from glass.shards import write_shard, read_shard
+from glass.core import get_dtype
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -60,16 +62,6 @@ def test_shard_round_trip_and_truncation(tmp_path):
     with pytest.raises(ValueError, match="rows"):
         write_shard(tmp_path / "bad.safetensors", t, [{"id": 0}])
     assert not (tmp_path / "bad.safetensors").exists()
-
-
-def test_hub_id_offline_fails_fast(monkeypatch):
-    import time
-    from transformers import Dinov2Model
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    t0 = time.time()
-    with pytest.raises(OSError, match="local folder"):
-        load_pretrained(Dinov2Model, "facebook/dinov2-base", "DINOv2", field="encoder.model")
-    assert time.time() - t0 < 10
 
 
 def test_dtype_helper():

@@ -90,7 +90,7 @@ def tiny_run(tiny, tmp_path_factory):
 
 
 def test_perfect_predictor_scores_one(stripes):
-    from glass.data import VOCReader
+    from glass.datasets import VOCReader
     from glass.evaluate import evaluate
     m = evaluate(ColourOracle(), VOCReader(stripes), protocol="both", batch_size=2, progress=False)
     assert m["dataset"] == "voc" and m["n_images"] == 3
@@ -103,7 +103,7 @@ def test_perfect_predictor_scores_one(stripes):
 
 def test_one_slot_scores_by_hand(stripes):
     "Everything in one slot: each object's best IoU is its area over the crop's valid area (DINOSAUR protocol)."
-    from glass.data import VOCReader
+    from glass.datasets import VOCReader
     from glass.evaluate import evaluate
 
     class OneSlot(ColourOracle):

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from glass.core import read_shard
-from glass.data import VOCReader, write_tiny_voc, label_records
-from glass.prompts import labels_to_classes, read_jsonl
+from glass.datasets import VOCReader, label_records
+from glass.testing import write_tiny_voc
+from glass.classes import labels_to_classes
+from glass.io import read_jsonl
 
 METRICS = {"mbo_i", "mbo_c", "miou", "corloc", "detrate"}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "TOKENIZERS_PARALLELISM": "false",
@@ -128,8 +130,8 @@ def test_glass_dagger_from_ground_truth_labels(voc, tiny):
     assert log[-1]["step"] == 2 and log[-1]["n_matched"] > 0 and log[-1]["guidance"] > 0
 
 
-COMMANDS = {"glass-caption": ("glass.prompts", "caption_main"), "glass-generate": ("glass.generate", "main"),
-            "glass-cache-features": ("glass.data", "cache_features_main"), "glass-train": ("glass.train", "main"),
+COMMANDS = {"glass-caption": ("glass.captions", "main"), "glass-generate": ("glass.generate", "main"),
+            "glass-cache-features": ("glass.features", "main"), "glass-train": ("glass.train", "main"),
             "glass-eval": ("glass.evaluate", "main")}
 
 

@@ -80,7 +80,7 @@ def test_decoder_and_generate_take_the_toy_folder(tiny_toy, tmp_path):
     from glass.decoder import SlotDecoder
     from glass.core import preset
     from glass.generate import generate
-    from glass.data import ShardDataset
+    from glass.datasets import ShardDataset
     out, _ = tiny_toy
     dec = SlotDecoder(str(out), device="cpu", dtype=torch.float32)
     assert dec.resolution == 32 and dec.latent_channels == 4

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from glass.core import preset, save_config
-from glass.data import write_test_shards
+from glass.testing import write_test_shards
 from glass.train import train, build_parser, list_checkpoints, read_log, checkpoint_name
 
 ROOT = Path(__file__).resolve().parents[1]
