@@ -7,6 +7,7 @@ from __future__ import annotations
 import json, os, sys
 from pathlib import Path
 from .io import read_jsonl, write_jsonl
+from .core import command
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'Blip2Captioner', 'list_images', 'image_id', 'caption_folder', 'main']
@@ -118,6 +119,7 @@ def caption_folder(folder, out, captioner=None, model=None, batch_size: int = 16
     return out
 
 # %% ../nbs/27_captions.ipynb #af2db002
+@command("glass-caption")
 def main(argv=None):
     "`glass-caption`: caption a folder of real images with BLIP-2 into a JSONL file (the input of glass-generate)."
     import argparse

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .shards import read_shard, write_shard, shard_header, list_shards, check_shard, _open_st
+from .core import command
 
 # %% auto #0
 __all__ = ['FEATURES_DIR', 'feature_file', 'find_features', 'cache_features', 'verify_features', 'main']
@@ -132,6 +133,7 @@ def verify_features(folder, encoder, n: int = 4, features=True, seed: int = 0) -
     return err
 
 # %% ../nbs/62_features.ipynb #430d05b7
+@command("glass-cache-features")
 def main(argv=None) -> None:
     "Console script `glass-cache-features`. Returns None: a console script's return value is its exit status."
     import argparse
