@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from .core import load_pretrained
 
 # %% auto #0
-__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'encoder_preprocess', 'DinoEncoder', 'CNNEncoder', 'build_encoder', 'cartesian_grid',
-           'CartesianPositionalEmbedding', 'SlotAttention', 'SlotProjection', 'resize_masks']
+__all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INITS', 'encoder_preprocess', 'DinoEncoder', 'CNNEncoder', 'build_encoder',
+           'cartesian_grid', 'CartesianPositionalEmbedding', 'xavier_init', 'SlotAttention', 'SlotProjection',
+           'resize_masks']
 
 # %% ../nbs/10_slot_attention.ipynb #93ed3096
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -109,8 +110,10 @@ class CartesianPositionalEmbedding(nn.Module):
         return x + self.proj(cartesian_grid(x.shape[1], x.shape[2], x.device, x.dtype))
 
 # %% ../nbs/10_slot_attention.ipynb #452232df
-def _xavier(m: nn.Module):
-    "The release's initialisation: Xavier-uniform linear weights, zero biases; GRU: Xavier input, orthogonal hidden weights."
+INITS = ("release", "xavier")
+
+def xavier_init(m: nn.Module):
+    "Re-initialise `m` with Xavier-uniform linear weights and zero biases (GRU: Xavier input, orthogonal hidden weights)."
     for mod in m.modules():
         if isinstance(mod, nn.Linear):
             nn.init.xavier_uniform_(mod.weight)
@@ -119,11 +122,15 @@ def _xavier(m: nn.Module):
             nn.init.xavier_uniform_(mod.weight_ih); nn.init.orthogonal_(mod.weight_hh)
             nn.init.zeros_(mod.bias_ih); nn.init.zeros_(mod.bias_hh)
 
+def _check_init(init: str):
+    if init not in INITS: raise ValueError(f"init={init!r} is not known; valid: {', '.join(INITS)}")
+
 class SlotAttention(nn.Module):
     "Slot attention as released: features (B,h,w,in_dim) -> slots (B,S,slot_size), masks (B,S,h,w)."
     def __init__(self, in_dim: int, num_slots: int = 7, slot_size: int = 768, iters: int = 3,
-                 mlp_hidden: int = 768, eps: float = 1e-6):
+                 mlp_hidden: int = 768, eps: float = 1e-6, init: str = "release"):
         super().__init__()
+        _check_init(init)
         if iters < 1: raise ValueError(f"slots.iters must be >= 1; got {iters}")
         self.in_dim, self.num_slots, self.slot_size, self.iters, self.eps = in_dim, num_slots, slot_size, iters, eps
         self.pos = CartesianPositionalEmbedding(in_dim)
@@ -136,9 +143,10 @@ class SlotAttention(nn.Module):
         self.gru = nn.GRUCell(slot_size, slot_size)
         self.mlp = nn.Sequential(nn.LayerNorm(slot_size), nn.Linear(slot_size, mlp_hidden), nn.ReLU(),
                                  nn.Linear(mlp_hidden, slot_size))
-        _xavier(self)
-        nn.init.kaiming_uniform_(self.input_mlp[1].weight, nonlinearity="relu")
-        nn.init.kaiming_uniform_(self.mlp[1].weight, nonlinearity="relu")
+        if init == "xavier":
+            xavier_init(self)
+            nn.init.kaiming_uniform_(self.input_mlp[1].weight, nonlinearity="relu")
+            nn.init.kaiming_uniform_(self.mlp[1].weight, nonlinearity="relu")
         self.slot_mu = nn.Parameter(torch.empty(1, 1, slot_size))
         self.slot_log_sigma = nn.Parameter(torch.empty(1, 1, slot_size))
         nn.init.xavier_uniform_(self.slot_mu); nn.init.xavier_uniform_(self.slot_log_sigma)
@@ -189,9 +197,10 @@ class SlotAttention(nn.Module):
 # %% ../nbs/10_slot_attention.ipynb #5b54ae90
 class SlotProjection(nn.Sequential):
     "LayerNorm -> Linear(slot_size, out_dim): slots to the UNet's cross-attention width."
-    def __init__(self, slot_size: int, out_dim: int):
+    def __init__(self, slot_size: int, out_dim: int, init: str = "release"):
+        _check_init(init)
         super().__init__(nn.LayerNorm(slot_size), nn.Linear(slot_size, out_dim))
-        _xavier(self)
+        if init == "xavier": xavier_init(self)
 
 def resize_masks(masks: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
     "Resize slot masks (B,S,h,w) to `size` (int or (H,W)); bilinear keeps the sum over slots equal to one."
