@@ -9,7 +9,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 # %% auto #0
-__all__ = ['iou_matrix', 'hungarian_match', 'label_map_to_segments', 'match_label_maps', 'guidance_loss']
+__all__ = ['iou_matrix', 'match_iou', 'hungarian_match', 'label_map_to_segments', 'match_label_maps', 'guidance_loss']
 
 # %% ../nbs/40_guidance.ipynb #e19cac10
 def iou_matrix(a, b, ignore=None):
@@ -40,17 +40,20 @@ def _hard_masks_cpu(slot_masks) -> torch.Tensor:
     idx = m.argmax(0).cpu()
     return idx[None] == torch.arange(m.shape[0])[:, None, None]
 
+def match_iou(iou) -> tuple[torch.Tensor, torch.Tensor]:
+    "The one-to-one (rows, cols) long tensors of maximal total IoU in an (A, B) IoU matrix (NumPy or torch)."
+    m = iou.detach().cpu().numpy() if torch.is_tensor(iou) else np.asarray(iou)
+    if m.ndim != 2: raise ValueError(f"an IoU matrix must be (A, B); got shape {m.shape}")
+    rows, cols = linear_sum_assignment(m, maximize=True)
+    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
+
 def hungarian_match(slot_masks, segments, ignore=None) -> tuple[torch.Tensor, torch.Tensor]:
     "One image: (slot_idx, seg_idx) long tensors pairing slots and segments with maximal total IoU."
     hard = _hard_masks_cpu(slot_masks)
     seg = torch.as_tensor(segments).cpu()
     if seg.ndim != 3: raise ValueError(f"segments must be (F,H,W); got shape {tuple(seg.shape)}")
-    empty = torch.zeros(0, dtype=torch.long)
-    if hard.shape[0] == 0 or seg.shape[0] == 0: return empty, empty.clone()
     if ignore is not None: ignore = torch.as_tensor(ignore).cpu()
-    iou = iou_matrix(hard, seg, ignore).numpy()
-    rows, cols = linear_sum_assignment(iou, maximize=True)
-    return torch.as_tensor(rows, dtype=torch.long), torch.as_tensor(cols, dtype=torch.long)
+    return match_iou(iou_matrix(hard, seg, ignore))
 
 # %% ../nbs/40_guidance.ipynb #03abc612
 def _segment_values(label_map, ignore_index: int = 255) -> list:
@@ -102,7 +105,7 @@ def match_label_maps(slot_masks: torch.Tensor, label_maps, ignore_index: int = 2
     for b in range(B):
         vals = np.flatnonzero(present[b])
         if not len(vals): continue
-        rows, cols = linear_sum_assignment(iou[b][:, vals], maximize=True)
+        rows, cols = (x.numpy() for x in match_iou(iou[b][:, vals]))
         out[0] += [b] * len(rows); out[1] += rows.tolist(); out[2] += vals[cols].tolist(); out[3] += iou[b, rows, vals[cols]].tolist()
     return (*(torch.tensor(x, dtype=torch.long) for x in out[:3]), torch.tensor(out[3], dtype=torch.float32))
 
