@@ -55,7 +55,8 @@ def test_kill_and_resume_reaches_the_same_weights(setup, reference):
     cfgf = setup["dir"] / "cfg.json"; save_config(setup["cfg"], cfgf)
     cmd = [sys.executable, "-m", "glass.train", "--config", str(cfgf), "--data", str(setup["data"]), "--out", str(out),
            "--no-progress", "--log-with", "none", "--cpu"]
-    p = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {**ENV, "OMP_NUM_THREADS": str(torch.get_num_threads())}   # the reference's thread count: same float sums
+    p = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     t0 = time.time()
     while not list_checkpoints(out) and p.poll() is None and time.time() - t0 < 120: time.sleep(0.01)
     p.send_signal(signal.SIGKILL); p.wait()
