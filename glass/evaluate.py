@@ -433,3 +433,6 @@ def main(argv=None) -> None:
         raise SystemExit(2)
     print(Path(m["files"]["table"]).read_text())
     print(f"glass-eval: wrote {', '.join(m['files'].values())}")
+
+# %% ../nbs/85_evaluate.ipynb #26574d2a
+if __name__ == "__main__" and "get_ipython" not in globals(): main()
