@@ -85,7 +85,7 @@ def report_table(metrics: dict, dataset: str | None = None, name: str = "ours") 
 
 # %% ../nbs/85_evaluate.ipynb #fd406c21
 def as_sample(x, index: int = 0):
-    "A `glass.data.Sample` from a Sample, a dict or an `(image, instance_map, class_map, ignore)` tuple."
+    "A `glass.datasets.Sample` from a Sample, a dict or an `(image, instance_map, class_map, ignore)` tuple."
     from glass.datasets import Sample
     if isinstance(x, Sample): return x
     if isinstance(x, dict):
@@ -95,7 +95,7 @@ def as_sample(x, index: int = 0):
     elif isinstance(x, (tuple, list)) and len(x) in (3, 4):
         img, inst, cls = x[:3]; ign = x[3] if len(x) == 4 else None; idx = index
     else:
-        raise TypeError(f"evaluation item {index} is a {type(x).__name__}: expected a glass.data.Sample, a dict or an "
+        raise TypeError(f"evaluation item {index} is a {type(x).__name__}: expected a glass.datasets.Sample, a dict or an "
                         f"(image, instance_map, class_map, ignore) tuple")
     np_ = lambda a: a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
     img = to_uint8_image(np_(img))                                # (H,W,3) uint8 from CHW/HWC, uint8/[0,1]/[-1,1]
@@ -107,7 +107,7 @@ def as_sample(x, index: int = 0):
     return Sample(idx, np.ascontiguousarray(img), inst, cls, ign, np.zeros_like(ign))
 
 def open_dataset(name: str, root=None, split: str = "val", cfg: GlassConfig | None = None):
-    "The evaluation dataset by name: 'voc' / 'coco' (readers of `glass.data` under `root`) or 'toy' (`glass.toy`)."
+    "The evaluation dataset by name: 'voc' / 'coco' (readers of `glass.datasets` under `root`) or 'toy' (`glass.toy`)."
     if name in ("voc", "coco"):
         from glass.datasets import eval_reader
         if root is None: raise ValueError(f"--data is required for {name}: the dataset's root folder")

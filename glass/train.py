@@ -166,7 +166,7 @@ def check_data(data) -> Path:
     return p
 
 def make_dataset(cfg: GlassConfig, data):
-    """`data` as a dataset: a folder of shards -> `glass.data.ShardDataset` (cached encoder features required when
+    """`data` as a dataset: a folder of shards -> `glass.datasets.ShardDataset` (cached encoder features required when
     `train.cache_features`, never read otherwise); a dataset object is used as it is."""
     if not isinstance(data, (str, os.PathLike)): return data
     from glass.datasets import ShardDataset
@@ -301,7 +301,7 @@ def _restore(r: _Run, ck_folder, ck, resume: bool) -> None:
 def _data(r: _Run) -> None:
     "This process's loader over the seeded stream from the saved position, the fixed validation batch, the trackers."
     import torch
-    from glass.data import ShardDataset
+    from glass.datasets import ShardDataset
     t, acc, ds = r.t, r.acc, r.dataset
     bs, r.ga = int(t.batch_size), max(int(t.grad_accum), 1)
     r.per_step = bs * r.world * r.ga

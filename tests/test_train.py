@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from glass.core import preset, save_config
-from glass.data import write_test_shards
+from glass.testing import write_test_shards
 from glass.checkpoint import list_checkpoints, checkpoint_name
 from glass.train import train, build_parser, read_log
 
