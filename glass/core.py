@@ -85,6 +85,7 @@ COMMANDS = {
     "glass-cache-features": "cache frozen encoder features for a folder of shards",
     "glass-train": "train slot attention with the frozen decoder and the guidance loss (accelerate)",
     "glass-eval": "evaluate a checkpoint on VOC / COCO / the toy world; metrics.json, tables, figures",
+    "glass-import-release": "import the authors' released slot-attention weights as a run that glass-eval evaluates",
     "glass-caption": "caption a folder of real images with BLIP-2",
 }
 

@@ -9,18 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import (GlassConfig, PRESETS, preset, apply_overrides, parse_overrides, load_config, add_config_args,
-                        atomic_write_text, atomic_path, get_device, color_mask, overlay, to_uint8_image)
+from .config import GlassConfig, PRESETS, PROTOCOLS, apply_overrides, parse_overrides, load_config, add_config_args
+from .io import atomic_write_text
+from .viz import palette, color_mask, overlay, to_uint8_image, image_grid, save_figure
+from .checkpoint import CHECKPOINT_LAYOUT, find_checkpoint, checkpoint_config, load_checkpoint
 
 # %% auto #0
-__all__ = ['METRIC_COLUMNS', 'PROTOCOL_NAMES', 'PAPER_TABLE3', 'PAPER_FID', 'CHECKPOINT_LAYOUT', 'report_table',
-           'find_checkpoint', 'checkpoint_config', 'load_checkpoint', 'as_sample', 'open_dataset', 'encode', 'evaluate',
-           'segmentation_figure', 'reconstruction_figure', 'removal_figure', 'write_report', 'write_figures',
-           'run_evaluation', 'build_parser', 'main']
+__all__ = ['METRIC_COLUMNS', 'PROTOCOL_NAMES', 'PAPER_TABLE3', 'PAPER_FID', 'report_table', 'as_sample', 'open_dataset', 'encode',
+           'evaluate', 'segmentation_figure', 'reconstruction_figure', 'removal_figure', 'write_report',
+           'write_figures', 'run_evaluation', 'build_parser', 'main']
 
 # %% ../nbs/85_evaluate.ipynb #cc17638a
 METRIC_COLUMNS = {"mbo_i": "mBO_i", "mbo_c": "mBO_c", "corloc": "CorLoc", "detrate": "DetRate", "miou": "mIoU"}
-PROTOCOL_NAMES = {"glass": "GLASS-release", "dinosaur": "DINOSAUR"}
+PROTOCOL_NAMES = {p: {"glass": "GLASS-release", "dinosaur": "DINOSAUR"}[p] for p in PROTOCOLS}   # display names
 
 def _row(mbo_i, mbo_c, corloc, detrate, miou): return dict(mbo_i=mbo_i, mbo_c=mbo_c, corloc=corloc, detrate=detrate, miou=miou)
 
@@ -82,55 +83,9 @@ def report_table(metrics: dict, dataset: str | None = None, name: str = "ours") 
             lines.append(f"| {t} | {_pct(r.get('accuracy'))} | {_pct(r.get('detrate'))} | {r.get('n_train')} | {r.get('n_test')} |")
     return "\n".join(lines) + "\n"
 
-# %% ../nbs/85_evaluate.ipynb #bb8b3206
-CHECKPOINT_LAYOUT = ("a run folder <out>/ holding config.json and checkpoints/step-XXXXXXX/ (written by glass-train), "
-                     "or one checkpoint folder <out>/checkpoints/step-XXXXXXX/ holding model.safetensors")
-
-def find_checkpoint(path) -> Path:
-    "The checkpoint folder for `path`: itself when it holds `model.safetensors`, else its newest `checkpoints/step-*`."
-    from glass.train import list_checkpoints
-    p = Path(path).expanduser()
-    if not p.exists(): raise FileNotFoundError(f"checkpoint {p} does not exist; expected {CHECKPOINT_LAYOUT}")
-    if p.is_file():
-        if p.suffix == ".safetensors": return p.parent
-        raise ValueError(f"checkpoint {p} is a file; expected {CHECKPOINT_LAYOUT}")
-    if (p / "model.safetensors").exists(): return p
-    cks = list_checkpoints(p)
-    if not cks and p.name == "checkpoints": cks = list_checkpoints(p.parent)
-    if not cks: raise FileNotFoundError(f"{p} holds no model.safetensors and no finished checkpoints/step-*/; expected {CHECKPOINT_LAYOUT}")
-    return cks[-1]
-
-def checkpoint_config(folder, fallback_preset: str | None = None) -> GlassConfig:
-    "The configuration saved beside a checkpoint: its own `config.json`, else the run's; else `fallback_preset`."
-    folder = Path(folder)
-    for c in (folder / "config.json", folder.parent.parent / "config.json"):
-        if c.exists(): return load_config(c)
-    if fallback_preset: return preset(fallback_preset)
-    raise FileNotFoundError(f"no config.json beside {folder} (nor in {folder.parent.parent}); pass the configuration the "
-                            f"model was trained with (--config FILE or --preset NAME)")
-
-def load_checkpoint(path, device=None, overrides: dict | None = None, fallback_preset: str | None = None,
-                    config=None, verify: bool = True) -> tuple:
-    """`(cfg, model)`: a `GLASS` built from the checkpoint's `config.json` (or `config`, a `GlassConfig` or a JSON file,
-    when given; or `fallback_preset` when there is none) + dotted `overrides`, trained weights loaded, in eval mode."""
-    from glass.model import load_glass
-    folder = find_checkpoint(path)
-    if config is None: cfg = checkpoint_config(folder, fallback_preset)
-    else: cfg = config if isinstance(config, GlassConfig) else load_config(config)
-    cfg = apply_overrides(cfg, overrides or {})
-    if verify and (folder / "state.json").exists():
-        from glass.train import verify_checkpoint
-        verify_checkpoint(folder)
-    if not (folder / "model.safetensors").exists():
-        raise FileNotFoundError(f"{folder / 'model.safetensors'} is missing; expected {CHECKPOINT_LAYOUT}")
-    model = load_glass(folder, device=get_device(device or "auto"), config=cfg)
-    model.eval()
-    model.checkpoint = folder
-    return cfg, model
-
 # %% ../nbs/85_evaluate.ipynb #fd406c21
 def as_sample(x, index: int = 0):
-    "A `glass.data.Sample` from a Sample, a dict or an `(image, instance_map, class_map, ignore)` tuple."
+    "A `glass.datasets.Sample` from a Sample, a dict or an `(image, instance_map, class_map, ignore)` tuple."
     from glass.datasets import Sample
     if isinstance(x, Sample): return x
     if isinstance(x, dict):
@@ -140,7 +95,7 @@ def as_sample(x, index: int = 0):
     elif isinstance(x, (tuple, list)) and len(x) in (3, 4):
         img, inst, cls = x[:3]; ign = x[3] if len(x) == 4 else None; idx = index
     else:
-        raise TypeError(f"evaluation item {index} is a {type(x).__name__}: expected a glass.data.Sample, a dict or an "
+        raise TypeError(f"evaluation item {index} is a {type(x).__name__}: expected a glass.datasets.Sample, a dict or an "
                         f"(image, instance_map, class_map, ignore) tuple")
     np_ = lambda a: a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
     img = to_uint8_image(np_(img))                                # (H,W,3) uint8 from CHW/HWC, uint8/[0,1]/[-1,1]
@@ -152,7 +107,7 @@ def as_sample(x, index: int = 0):
     return Sample(idx, np.ascontiguousarray(img), inst, cls, ign, np.zeros_like(ign))
 
 def open_dataset(name: str, root=None, split: str = "val", cfg: GlassConfig | None = None):
-    "The evaluation dataset by name: 'voc' / 'coco' (readers of `glass.data` under `root`) or 'toy' (`glass.toy`)."
+    "The evaluation dataset by name: 'voc' / 'coco' (readers of `glass.datasets` under `root`) or 'toy' (`glass.toy`)."
     if name in ("voc", "coco"):
         from glass.datasets import eval_reader
         if root is None: raise ValueError(f"--data is required for {name}: the dataset's root folder")
@@ -207,8 +162,8 @@ def _has_decoder(model, cfg) -> bool:
 
 def _protocols(protocol: str) -> list:
     ps = ["glass", "dinosaur"] if protocol in ("both", None, "") else [p.strip() for p in str(protocol).split(",")]
-    bad = [p for p in ps if p not in PROTOCOL_NAMES]
-    if bad: raise ValueError(f"protocol {bad[0]!r}; valid: glass, dinosaur, both")
+    bad = [p for p in ps if p not in PROTOCOLS]
+    if bad: raise ValueError(f"protocol {bad[0]!r}; valid: {', '.join(sorted(PROTOCOLS, reverse=True))}, both")
     return ps
 
 def _real_images(batch, protocols, size) -> torch.Tensor:
@@ -313,28 +268,6 @@ def _batch(model, dataset, indices, protocol, cfg, mask_size=None):
     batch = _collate([ds[i] for i in indices])
     return batch, encode(model, batch["pixel_values"])
 
-def _save(fig, path):
-    if path is None: return fig
-    import matplotlib.pyplot as plt
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return fig
-
-def _grid(rows, titles=None, row_labels=None, size=1.7):
-    import matplotlib.pyplot as plt
-    nr, nc = len(rows), max(len(r) for r in rows)
-    fig, ax = plt.subplots(nr, nc, figsize=(size * nc, size * nr), squeeze=False)
-    for i, r in enumerate(rows):
-        for j in range(nc):
-            a = ax[i, j]; a.set_xticks([]); a.set_yticks([])
-            if j < len(r): a.imshow(r[j])
-            else: a.axis("off")
-            if titles is not None and j < len(titles[i]) and titles[i][j]: a.set_title(titles[i][j], fontsize=8)
-        if row_labels: ax[i, 0].set_ylabel(row_labels[i], fontsize=8)
-    fig.tight_layout()
-    return fig
-
 def segmentation_figure(model, dataset, indices=(0, 1, 2, 3), protocol: str = "dinosaur", cfg=None, mask_size=None, path=None):
     "Rows of image | ground truth | slots over the image | slots, for `indices` of `dataset`."
     cfg = _model_cfg(model, cfg)
@@ -350,7 +283,7 @@ def segmentation_figure(model, dataset, indices=(0, 1, 2, 3), protocol: str = "d
         sl = lab[i].numpy()
         rows.append([img, color_mask(gt), overlay(img, sl, 0.55), color_mask(sl)])
         titles.append(["image", "ground truth", "slots", f"{enc['masks'].shape[1]} slots"] if i == 0 else [None] * 4)
-    return _save(_grid(rows, titles, [str(x) for x in b["id"]]), path)
+    return save_figure(image_grid(rows, titles=titles, row_titles=[str(x) for x in b["id"]]), path, dpi=90)
 
 def reconstruction_figure(model, dataset, indices=(0, 1, 2, 3), cfg=None, steps=None, guidance=None, seed=None, path=None):
     "Images (top) and their reconstructions from slots (bottom), with `cfg.eval.val_*` settings unless given."
@@ -363,14 +296,13 @@ def reconstruction_figure(model, dataset, indices=(0, 1, 2, 3), cfg=None, steps=
     rec = model.decoder.reconstruct(enc["slots_proj"], steps=steps or cfg.eval.val_steps,
                                     guidance_scale=cfg.eval.val_guidance if guidance is None else guidance,
                                     seed=cfg.eval.fid_seed if seed is None else seed, height=R, width=R)
-    fig = _grid([[to_uint8_image(x) for x in real], [to_uint8_image(x) for x in rec]], row_labels=["image", "from slots"])
-    return _save(fig, path)
+    fig = image_grid([[to_uint8_image(x) for x in real], [to_uint8_image(x) for x in rec]], row_titles=["image", "from slots"])
+    return save_figure(fig, path, dpi=90)
 
 def removal_figure(model, dataset, index: int = 0, cfg=None, steps=None, guidance=None, seed=None, path=None):
     "One image, its slots, its reconstruction, then the reconstruction with each slot dropped in turn."
     cfg = _model_cfg(model, cfg)
     if not _has_decoder(model, cfg): return None
-    from glass.core import palette
     from glass.slots import resize_masks
     b, enc = _batch(model, dataset, [index], "glass", cfg)
     R = cfg.decoder.resolution
@@ -384,10 +316,10 @@ def removal_figure(model, dataset, index: int = 0, cfg=None, steps=None, guidanc
     lab = resize_masks(enc["masks"], (R, R)).argmax(1)[0].numpy() + 1
     row = [img, overlay(img, lab, 0.55)] + [to_uint8_image(x) for x in imgs]
     titles = ["image", "slots", "all slots"] + [f"− slot {k}" for k in range(S)]
-    fig = _grid([row], [titles])
+    fig = image_grid([row], titles=[titles])
     pal = palette()
     for k in range(S): fig.axes[3 + k].title.set_color(pal[k + 1] / 255)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=90)
 
 # %% ../nbs/85_evaluate.ipynb #d0064b79
 def _jsonable(x):
@@ -501,3 +433,6 @@ def main(argv=None) -> None:
         raise SystemExit(2)
     print(Path(m["files"]["table"]).read_text())
     print(f"glass-eval: wrote {', '.join(m['files'].values())}")
+
+# %% ../nbs/85_evaluate.ipynb #26574d2a
+if __name__ == "__main__" and "get_ipython" not in globals(): main()

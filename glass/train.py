@@ -4,19 +4,20 @@
 
 # %% ../nbs/80_train.ipynb #1307956b
 from __future__ import annotations
-import argparse, contextlib, hashlib, json, math, os, random, re, shutil, signal, sys, time
+import argparse, contextlib, json, os, shutil, signal, sys, time
 from pathlib import Path
 import numpy as np
-from . import core
-from .core import (GlassConfig, PRESETS, add_config_args, save_config, load_config, config_to_dict,
-                        seed_everything, atomic_path, atomic_write_text, overlay, to_uint8_image)
+from .config import (GlassConfig, PRESETS, add_config_args, save_config, load_config, config_to_dict, config_diff,
+                          config_from_args as _config_from_args)
+from .core import seed_everything
+from .io import atomic_path, atomic_write_text
+from .viz import overlay, to_uint8_image
+from .checkpoint import checkpoint_name, list_checkpoints, set_rng_state, find_resumable, write_checkpoint
 
 # %% auto #0
-__all__ = ['CKPT_RE', 'epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'checkpoint_name', 'list_checkpoints',
-           'begin_checkpoint', 'commit_checkpoint', 'verify_checkpoint', 'rng_state', 'set_rng_state', 'read_log',
-           'plot_log', 'latest_figure', 'validation_figure', 'training_step_module', 'make_optimizer',
-           'resolve_precision', 'check_data', 'make_dataset', 'read_checkpoint', 'find_resumable', 'write_checkpoint',
-           'train', 'build_parser', 'config_from_args', 'main']
+__all__ = ['epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'read_log', 'plot_log', 'latest_figure',
+           'validation_figure', 'training_step_module', 'make_optimizer', 'resolve_precision', 'check_data',
+           'make_dataset', 'train', 'build_parser', 'config_from_args', 'main']
 
 # %% ../nbs/80_train.ipynb #99d0f82d
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -52,92 +53,6 @@ def to_device(batch: dict, device) -> dict:
     import torch
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
-# %% ../nbs/80_train.ipynb #e156fe58
-CKPT_RE = re.compile(r"^step-(\d+)$")
-
-def checkpoint_name(step: int) -> str: return f"step-{step:07d}"
-
-def list_checkpoints(out) -> list:
-    "Finished checkpoint folders under `out/checkpoints`, oldest first (temporary folders are ignored)."
-    d = Path(out) / "checkpoints"
-    if not d.is_dir(): return []
-    found = [(int(m.group(1)), p) for p in d.iterdir() if p.is_dir() and (m := CKPT_RE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try: os.fsync(fd)
-    finally: os.close(fd)
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
-    return h.hexdigest()
-
-def begin_checkpoint(out, step: int) -> Path:
-    "A fresh temporary folder for the checkpoint of `step` (a leftover from a crash is removed)."
-    tmp = Path(out) / "checkpoints" / f".tmp-{checkpoint_name(step)}"
-    if tmp.exists(): shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    return tmp
-
-def commit_checkpoint(tmp: Path, state: dict, keep: int | None = None) -> Path:
-    "Write `state.json` with a manifest of `tmp`'s files, fsync everything and rename `tmp` into place; prune to `keep`."
-    files = sorted(p for p in tmp.iterdir() if p.is_file() and p.name != "state.json")
-    for p in files: _fsync(p)
-    state = {**state, "format": "glass-checkpoint-1",
-             "files": {p.name: {"size": p.stat().st_size, "sha256": _sha256(p)} for p in files}}
-    (tmp / "state.json").write_text(json.dumps(state, indent=1))
-    _fsync(tmp / "state.json"); _fsync(tmp)
-    final = tmp.parent / checkpoint_name(state["step"])
-    if final.exists():                               # the same step written again (e.g. after a fallback)
-        old = tmp.parent / f".old-{final.name}"
-        if old.exists(): shutil.rmtree(old)
-        os.replace(final, old); os.replace(tmp, final); shutil.rmtree(old)
-    else: os.replace(tmp, final)
-    _fsync(tmp.parent)
-    if keep:
-        for p in list_checkpoints(tmp.parent.parent)[:-keep]: shutil.rmtree(p, ignore_errors=True)
-    return final
-
-def verify_checkpoint(folder) -> dict:
-    "The checkpoint's `state.json`, after checking every file's size and SHA-256; a clear error otherwise."
-    folder = Path(folder)
-    sp = folder / "state.json"
-    if not sp.exists(): raise ValueError(f"{folder}: no state.json (the checkpoint was never finished)")
-    try: state = json.loads(sp.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{sp}: not valid JSON ({e})") from None
-    if state.get("format") != "glass-checkpoint-1": raise ValueError(f"{sp}: not a glass checkpoint")
-    for name, info in state["files"].items():
-        p = folder / name
-        if not p.exists(): raise ValueError(f"{folder}: {name} is missing")
-        if p.stat().st_size != info["size"]:
-            raise ValueError(f"{p}: {p.stat().st_size} bytes, the manifest says {info['size']} (truncated?)")
-        if _sha256(p) != info["sha256"]: raise ValueError(f"{p}: contents do not match the manifest's SHA-256 (corrupted)")
-    return state
-
-# %% ../nbs/80_train.ipynb #bbbe89b6
-def rng_state() -> dict:
-    "This process's RNG states (Python, NumPy, torch CPU, CUDA) as tensors and ints."
-    import torch
-    v, keys, gauss = random.getstate()
-    _, np_keys, np_pos, np_has, np_cached = np.random.get_state()
-    st = {"python": {"version": v, "keys": list(keys), "gauss": gauss},
-          "numpy": {"keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos), "has_gauss": int(np_has),
-                    "cached": float(np_cached)},
-          "torch": torch.get_rng_state()}
-    if torch.cuda.is_available(): st["cuda"] = torch.cuda.get_rng_state()
-    return st
-
-def set_rng_state(st: dict) -> None:
-    "Restore states saved by `rng_state`."
-    import torch
-    p = st["python"]; random.setstate((p["version"], tuple(p["keys"]), p["gauss"]))
-    n = st["numpy"]; np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-    torch.set_rng_state(st["torch"])
-    if "cuda" in st and torch.cuda.is_available(): torch.cuda.set_rng_state(st["cuda"])
-
 # %% ../nbs/80_train.ipynb #b375e31a
 def read_log(out) -> list:
     "The rows of `out/log.jsonl`."
@@ -172,9 +87,10 @@ def latest_figure(out):
 def _display_images(batch: dict, model, size: int) -> torch.Tensor:
     "(B, 3, size, size) images in [0, 1] for a figure: raw images, else denormalised encoder input, else decoded latents."
     import torch, torch.nn.functional as F
-    _MEAN, _STD = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])   # encoder_preprocess's
+    from glass.slots import IMAGENET_MEAN, IMAGENET_STD              # encoder_preprocess's normalisation, undone
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
     if "image" in batch: x = batch["image"].float() / (255 if batch["image"].dtype == torch.uint8 else 1)
-    elif "pixel_values" in batch: x = batch["pixel_values"].float().cpu() * _STD[:, None, None] + _MEAN[:, None, None]
+    elif "pixel_values" in batch: x = batch["pixel_values"].float().cpu() * std + mean
     else: x = model.decoder.decode(batch["latents"])
     return F.interpolate(x.cpu().clamp(0, 1), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
@@ -249,21 +165,8 @@ def check_data(data) -> Path:
         raise FileNotFoundError(f"data folder {p} holds no shards (no manifest.json, no shard-*.safetensors): {what}")
     return p
 
-def _flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict): out.update(_flat(v, f"{prefix}{k}."))
-        else: out[f"{prefix}{k}"] = v
-    return out
-
-def _config_diff(a: GlassConfig, b: GlassConfig, ignore=("train.steps", "train.log_every", "train.val_every",
-                 "train.checkpoint_every", "train.keep_checkpoints", "train.num_workers", "out_dir", "data_dir")) -> list:
-    "Fields that differ between two configurations, other than those that do not change the trained weights."
-    fa, fb = _flat(config_to_dict(a)), _flat(config_to_dict(b))
-    return [f"{k}: {fa[k]!r} -> {fb.get(k)!r}" for k in fa if fa[k] != fb.get(k) and k not in ignore]
-
 def make_dataset(cfg: GlassConfig, data):
-    """`data` as a dataset: a folder of shards -> `glass.data.ShardDataset` (cached encoder features required when
+    """`data` as a dataset: a folder of shards -> `glass.datasets.ShardDataset` (cached encoder features required when
     `train.cache_features`, never read otherwise); a dataset object is used as it is."""
     if not isinstance(data, (str, os.PathLike)): return data
     from glass.datasets import ShardDataset
@@ -271,61 +174,11 @@ def make_dataset(cfg: GlassConfig, data):
                         mask_resolution=cfg.guidance.mask_resolution, features=bool(cfg.train.cache_features),
                         encoder_name=cfg.encoder.model if cfg.train.cache_features else None)
 
-def _collate(dataset):
-    from glass.datasets import ShardDataset
-    return getattr(dataset, "collate", ShardDataset.collate)
-
 # %% ../nbs/80_train.ipynb #50158a4a
-def read_checkpoint(folder, rank: int = 0) -> dict:
-    "Everything in a checkpoint folder, verified: state, model tensors, optimiser/scheduler/scaler and RNG states."
-    import torch
-    from safetensors.torch import load_file
-    folder = Path(folder)
-    state = verify_checkpoint(folder)
-    try:
-        ck = {"state": state, "model": load_file(str(folder / "model.safetensors"))}
-        for k in ("optimizer", "scheduler", "scaler"):
-            if (folder / f"{k}.pt").exists(): ck[k] = torch.load(folder / f"{k}.pt", weights_only=True, map_location="cpu")
-        rp = folder / f"rng-{rank}.pt"
-        ck["rng"] = torch.load(rp, weights_only=True) if rp.exists() else None
-    except Exception as e:
-        raise ValueError(f"{folder}: cannot be read ({type(e).__name__}: {e})") from None
-    return ck
-
-def find_resumable(out, rank: int = 0, log=print):
-    "The newest readable checkpoint under `out` as `(folder, contents)`, falling back past damaged ones; (None, None) if none exist."
-    cks, errors = list_checkpoints(out), []
-    for i in range(len(cks) - 1, -1, -1):
-        try: return cks[i], read_checkpoint(cks[i], rank)
-        except ValueError as e:
-            errors.append(str(e))
-            log(f"glass-train: checkpoint {cks[i].name} is damaged and is skipped: {e}. "
-                + (f"Falling back to the previous checkpoint ({cks[i - 1].name})." if i else "No older checkpoint is left."))
-    if cks: raise RuntimeError(f"no usable checkpoint under {Path(out) / 'checkpoints'}: " + "; ".join(errors))
-    return None, None
-
-def write_checkpoint(acc, out, step: int, state: dict, model, opt, sched, cfg: GlassConfig, keep: int | None) -> Path:
-    "Write the checkpoint of `step` atomically: each process its RNG state, the main process the rest, then commit."
-    import torch
-    from safetensors.torch import save_file
-    tmp = Path(out) / "checkpoints" / f".tmp-{checkpoint_name(step)}"
-    if acc.is_main_process: begin_checkpoint(out, step)
-    acc.wait_for_everyone()
-    torch.save(rng_state(), tmp / f"rng-{acc.process_index}.pt")
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        sd = {k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
-        save_file(sd, str(tmp / "model.safetensors"), metadata={"step": str(step)})
-        torch.save(opt.state_dict(), tmp / "optimizer.pt")
-        torch.save(sched.state_dict(), tmp / "scheduler.pt")
-        if acc.scaler is not None: torch.save(acc.scaler.state_dict(), tmp / "scaler.pt")
-        save_config(cfg, tmp / "config.json")
-        commit_checkpoint(tmp, {**state, "step": step}, keep=keep)
-    acc.wait_for_everyone()
-    return Path(out) / "checkpoints" / checkpoint_name(step)
-
-# %% ../nbs/80_train.ipynb #c125b8ce
 _KEYS = ("loss", "mse", "guidance", "n_matched", "grad_norm")
+# fields that can change between a run and its resumption without changing what the run computes
+_RESUMABLE_FIELDS = ("train.steps", "train.log_every", "train.val_every", "train.checkpoint_every",
+                     "train.keep_checkpoints", "train.num_workers", "out_dir", "data_dir")
 
 def _determinism(on: bool, warn_only: bool = True, benchmark=False, sdp=(False, False, False)) -> tuple:
     """Switch deterministic kernels on (or restore a previous state); returns the state before. GPU attention's fused
@@ -340,30 +193,42 @@ def _determinism(on: bool, warn_only: bool = True, benchmark=False, sdp=(False, 
     return before
 
 def _nonfinite_error(loss, step, micro, ga, rank, batch, out):
+    "The error that stops a run whose loss is not finite, naming the step, the items and the last checkpoint."
     cks = list_checkpoints(out)
     return FloatingPointError(
         f"non-finite loss ({loss.item()}) at step {step} (micro-batch {micro}/{ga}, process {rank}, item ids "
         f"{list(batch.get('id', []))}): the run is stopped and this step updated nothing; the last checkpoint is "
         f"{cks[-1].name if cks else 'none'}. Try a lower learning rate, bf16 or fp32 precision, or check these items.")
 
-def train(cfg: GlassConfig, data, out, resume: bool = False, max_steps: int | None = None, model=None,
-          progress: bool = True, log_with: str | None = "tensorboard", cpu: bool = False,
-          deterministic: bool = False) -> dict:
-    """Train slot attention on the shards in `data` (a folder, or a dataset), writing checkpoints, logs and figures
-    under `out`. `resume` continues from the newest usable checkpoint in `out`; `max_steps` stops early (at that
-    global step, with a checkpoint) so the run can be resumed later; `model` replaces `GLASS(cfg)`; `deterministic`
-    asks for deterministic GPU kernels (slower). Returns a summary."""
-    import threading, torch
-    if deterministic: os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # before cuBLAS starts
+@contextlib.contextmanager
+def _stop_on_signals():
+    "While inside, SIGTERM/SIGINT set `stop['signal']` (the run stops after the step); a second one stops at once."
+    import threading
+    stop, old = {"signal": None}, {}
+    def on_signal(sig, frame):
+        if stop["signal"]: raise KeyboardInterrupt(f"second {signal.Signals(sig).name}")
+        stop["signal"] = signal.Signals(sig).name
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGTERM, signal.SIGINT): old[s] = signal.signal(s, on_signal)
+    try: yield stop
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+class _Run:
+    "The state one training run's steps share (configuration, accelerator, model, optimiser, step, log window)."
+    def __init__(self, **kw): self.__dict__.update(kw)
+    def reset_window(self): self.win, self.n_win, self.skipped, self.secs = dict.fromkeys(_KEYS, 0.0), 0, 0, 0.0
+
+# %% ../nbs/80_train.ipynb #8a2878e5
+def _setup(cfg: GlassConfig, data, out, cpu: bool, log_with) -> _Run:
+    "The dataset, the run folder and a fresh `Accelerator` (device, mixed precision, DDP, trackers)."
+    import torch
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState, GradientState
-    from tqdm.auto import tqdm
-    if not isinstance(cfg, GlassConfig): raise TypeError(f"cfg must be a GlassConfig (glass.core.preset), got {type(cfg).__name__}")
+    if not isinstance(cfg, GlassConfig): raise TypeError(f"cfg must be a GlassConfig (glass.config.preset), got {type(cfg).__name__}")
     t, out = cfg.train, Path(out)
-    target = int(t.steps if max_steps is None else min(max_steps, t.steps))
     dataset = make_dataset(cfg, data)
     out.mkdir(parents=True, exist_ok=True)
-
     # accelerate keeps one global state per process: start from a clean one so that train() can run repeatedly
     AcceleratorState._reset_state(); GradientState._reset_state()
     device_type = "cpu" if cpu or not torch.cuda.is_available() else "cuda"
@@ -372,147 +237,193 @@ def train(cfg: GlassConfig, data, out, resume: bool = False, max_steps: int | No
     acc = Accelerator(mixed_precision=mp, cpu=cpu, log_with=trackers or None, project_dir=str(out),
                       dynamo_backend="inductor" if t.compile else "no",
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)])
-    rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
-    say = (lambda *a: print(*a, flush=True)) if main else (lambda *a: None)
+    main = acc.is_main_process
+    return _Run(cfg=cfg, t=t, out=out, dataset=dataset, acc=acc, device_type=device_type, trackers=trackers,
+                log_with=log_with, rank=acc.process_index, world=acc.num_processes, main=main,
+                say=(lambda *a: print(*a, flush=True)) if main else (lambda *a: None))
 
-    # --resume and the checkpoints in `out` must agree: never train over an existing run by accident
+def _find_start(r: _Run, resume: bool) -> tuple:
+    "`(folder, contents)` of the checkpoint to resume from (or `(None, None)`); `--resume` and the run folder must agree."
+    out, say = r.out, r.say
     cks = list_checkpoints(out)
-    if cks and not resume:
+    if cks and not resume:                           # never train over an existing run by accident
         raise FileExistsError(f"{out} already holds checkpoints (newest {cks[-1].name}): pass --resume to continue "
                               f"that run, or choose another --out")
-    ck_folder, ck = find_resumable(out, rank, log=say) if resume else (None, None)
+    ck_folder, ck = find_resumable(out, r.rank, log=say) if resume else (None, None)
     if resume and ck is None: say(f"glass-train: --resume given but {out / 'checkpoints'} holds no checkpoint; starting at step 0")
-    if resume and main and (out / "config.json").exists():
-        diff = _config_diff(load_config(out / "config.json"), cfg)
+    if resume and r.main and (out / "config.json").exists():
+        diff = config_diff(load_config(out / "config.json"), r.cfg, ignore=_RESUMABLE_FIELDS)
         if diff: say("glass-train: resuming with a configuration that differs from the run's config.json "
                      "(the result is not the same run): " + "; ".join(diff))
-    acc.wait_for_everyone()
-    if main: save_config(cfg, out / "config.json")
+    r.acc.wait_for_everyone()
+    if r.main: save_config(r.cfg, out / "config.json")
+    return ck_folder, ck
 
-    # model (built from the seed) and optimiser over the trained parameters only, in fp32
+def _build_model(r: _Run, model=None) -> None:
+    "The model (built from the seed), its trained parameters in fp32, AdamW over them and a constant LR schedule."
+    import torch
+    t = r.t
     seed_everything(t.seed)
     if model is None:
         from glass.model import GLASS
-        model = GLASS(cfg, device=acc.device)
+        model = GLASS(r.cfg, device=r.acc.device)
     params = list(model.trainable_parameters())
     ids = {id(p) for p in params}
     for p in model.parameters(): p.requires_grad_(id(p) in ids)
     for p in params: p.data = p.data.float()
-    opt = make_optimizer(params, t, device_type)
-    if t.channels_last and device_type == "cuda" and hasattr(getattr(model, "decoder", None), "unet"):
+    opt = make_optimizer(params, t, r.device_type)
+    if t.channels_last and r.device_type == "cuda" and hasattr(getattr(model, "decoder", None), "unet"):
         model.decoder.unet.to(memory_format=torch.channels_last)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)          # constant, with a state to checkpoint
-    step, position = 0, 0
+    r.model, r.params, r.opt, r.sched = model, params, opt, sched
+
+def _restore(r: _Run, ck_folder, ck, resume: bool) -> None:
+    "Load the checkpoint's weights and states (or seed a fresh run), wrap the model for accelerate, tidy the run folder."
+    t, acc, say = r.t, r.acc, r.say
+    r.step, r.position = 0, 0
     if ck is not None:
-        model.load_trainable_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
-        step, position = int(ck["state"]["step"]), int(ck["state"]["position"])
-        say(f"glass-train: resumed from {ck_folder} (step {step}, data position {position})")
-    wrapped, opt = acc.prepare(training_step_module(model), opt)
+        r.model.load_trainable_state_dict(ck["model"])
+        r.opt.load_state_dict(ck["optimizer"]); r.sched.load_state_dict(ck["scheduler"])
+        r.step, r.position = int(ck["state"]["step"]), int(ck["state"]["position"])
+        say(f"glass-train: resumed from {ck_folder} (step {r.step}, data position {r.position})")
+    r.wrapped, r.opt = acc.prepare(training_step_module(r.model), r.opt)
     if ck is not None and acc.scaler is not None and "scaler" in ck: acc.scaler.load_state_dict(ck["scaler"])
-    if ck is None: seed_everything(t.seed + rank)
+    if ck is None: seed_everything(t.seed + r.rank)
     elif ck["rng"] is not None: set_rng_state(ck["rng"])
     else:
-        say(f"glass-train: {ck_folder} has no RNG state for process {rank} (was the process count changed?); "
+        say(f"glass-train: {ck_folder} has no RNG state for process {r.rank} (was the process count changed?); "
             "reseeding: the run goes on but is not bit-identical to an uninterrupted one")
-        seed_everything(t.seed + 7919 * (rank + 1) + step)
-    if main:
-        if resume: _truncate_log(out, step)
-        for tmp in (out / "checkpoints").glob(".tmp-*"): shutil.rmtree(tmp, ignore_errors=True)   # a crash's leftovers
+        seed_everything(t.seed + 7919 * (r.rank + 1) + r.step)
+    if r.main:
+        if resume: _truncate_log(r.out, r.step)
+        for tmp in (r.out / "checkpoints").glob(".tmp-*"): shutil.rmtree(tmp, ignore_errors=True)   # a crash's leftovers
 
-    # data: this process's share of the seeded stream, from the saved position
-    bs, ga = int(t.batch_size), max(int(t.grad_accum), 1)
-    per_step = bs * world * ga
-    collate = _collate(dataset)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=bs, collate_fn=collate, num_workers=t.num_workers, pin_memory=device_type == "cuda",
-        sampler=StreamSampler(len(dataset), t.seed, start=position, batch_size=bs, rank=rank, world=world),
-        generator=torch.Generator().manual_seed(t.seed * 7919 + position))   # worker seeds; never the global RNG
-    val_batch = collate([dataset[i] for i in range(min(4, len(dataset)))]) if main and t.val_every else None
-    if trackers:
-        acc.init_trackers("tb", init_kwargs={"tensorboard": {"purge_step": step + 1}} if step and log_with == "tensorboard" else {})
-        if step == 0: acc.log({"config": json.dumps(config_to_dict(cfg))}, step=0)
+def _data(r: _Run) -> None:
+    "This process's loader over the seeded stream from the saved position, the fixed validation batch, the trackers."
+    import torch
+    from glass.datasets import ShardDataset
+    t, acc, ds = r.t, r.acc, r.dataset
+    bs, r.ga = int(t.batch_size), max(int(t.grad_accum), 1)
+    r.per_step = bs * r.world * r.ga
+    collate = getattr(ds, "collate", ShardDataset.collate)
+    r.loader = torch.utils.data.DataLoader(
+        ds, batch_size=bs, collate_fn=collate, num_workers=t.num_workers, pin_memory=r.device_type == "cuda",
+        sampler=StreamSampler(len(ds), t.seed, start=r.position, batch_size=bs, rank=r.rank, world=r.world),
+        generator=torch.Generator().manual_seed(t.seed * 7919 + r.position))   # worker seeds; never the global RNG
+    r.val_batch = collate([ds[i] for i in range(min(4, len(ds)))]) if r.main and t.val_every else None
+    if r.trackers:
+        tb_resume = r.step and r.log_with == "tensorboard"
+        acc.init_trackers("tb", init_kwargs={"tensorboard": {"purge_step": r.step + 1}} if tb_resume else {})
+        if r.step == 0: acc.log({"config": json.dumps(config_to_dict(r.cfg))}, step=0)
 
-    stop = {"signal": None}
-    def on_signal(sig, frame):
-        if stop["signal"]: raise KeyboardInterrupt(f"second {signal.Signals(sig).name}")
-        stop["signal"] = signal.Signals(sig).name
-    old_handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        for s in (signal.SIGTERM, signal.SIGINT): old_handlers[s] = signal.signal(s, on_signal)
+# %% ../nbs/80_train.ipynb #1f2088ce
+def _train_step(r: _Run, data_iter) -> None:
+    "One clipped optimiser step over `grad_accum` micro-batches (DDP syncs on the last); adds its losses to the log window."
+    import torch
+    acc, ga, t0 = r.acc, r.ga, time.perf_counter()
+    for micro in range(ga):
+        batch = to_device(next(data_iter), acc.device)
+        with acc.no_sync(r.wrapped) if micro < ga - 1 else contextlib.nullcontext():
+            res = r.wrapped(batch)
+            loss = res["loss"]
+            bad = acc.gather(torch.tensor([float(not torch.isfinite(loss.detach()).all())], device=acc.device))
+            if bad.max().item() > 0: raise _nonfinite_error(loss, r.step + 1, micro + 1, ga, r.rank, batch, r.out)
+            acc.backward(loss / ga)
+        nb = len(next(v for v in batch.values() if isinstance(v, torch.Tensor)))
+        for k in _KEYS[:3]: r.win[k] += float(torch.as_tensor(res[k]).detach()) / ga
+        r.win["n_matched"] += float(res["n_matched"]) / nb / ga        # matched slots per image
+    gn = acc.clip_grad_norm_(r.params, r.t.grad_clip) if r.t.grad_clip and r.t.grad_clip > 0 else None
+    r.opt.step()
+    r.skipped += int(acc.optimizer_step_was_skipped)   # fp16 overflow: counted and reported, never silent
+    r.sched.step(); r.opt.zero_grad(set_to_none=True)
+    r.step += 1; r.position += r.per_step; r.n_win += 1
+    r.win["grad_norm"] += float(gn) if gn is not None else 0.0
+    r.secs += time.perf_counter() - t0
 
-    summary = {"out": str(out), "start_step": step, "step": step, "checkpoint": str(ck_folder) if ck_folder else None,
-               "figures": [], "last": {}, "main_process": main}
-    if step >= target: say(f"glass-train: {out} is already at step {step} (target {target}); nothing to do")
-    win, n_win, skipped, secs = dict.fromkeys(_KEYS, 0.0), 0, 0, 0.0
-    bar = tqdm(total=target, initial=step, disable=not (progress and main), unit="step", dynamic_ncols=True,
-               mininterval=1.0, desc="train", file=sys.stderr)
-    data_iter = iter(loader)
-    wrapped.train()
-    det_before = _determinism(deterministic)
-    try:
-        while step < target:
-            t0 = time.perf_counter()
-            for micro in range(ga):
-                batch = to_device(next(data_iter), acc.device)
-                with acc.no_sync(wrapped) if micro < ga - 1 else contextlib.nullcontext():
-                    res = wrapped(batch)
-                    loss = res["loss"]
-                    bad = acc.gather(torch.tensor([float(not torch.isfinite(loss.detach()).all())], device=acc.device))
-                    if bad.max().item() > 0: raise _nonfinite_error(loss, step + 1, micro + 1, ga, rank, batch, out)
-                    acc.backward(loss / ga)
-                nb = len(next(v for v in batch.values() if isinstance(v, torch.Tensor)))
-                for k in _KEYS[:3]: win[k] += float(torch.as_tensor(res[k]).detach()) / ga
-                win["n_matched"] += float(res["n_matched"]) / nb / ga        # matched slots per image
-            gn = acc.clip_grad_norm_(params, t.grad_clip) if t.grad_clip and t.grad_clip > 0 else None
-            opt.step()
-            skipped += int(acc.optimizer_step_was_skipped)   # fp16 overflow: counted and reported, never silent
-            sched.step(); opt.zero_grad(set_to_none=True)
-            step += 1; position += per_step; n_win += 1
-            win["grad_norm"] += float(gn) if gn is not None else 0.0
-            secs += time.perf_counter() - t0
-            bar.update(1)
+def _log(r: _Run, bar) -> None:
+    "The log row of the steps since the last one (means over all processes) into log.jsonl and the trackers."
+    import torch
+    acc = r.acc
+    vals = torch.tensor([r.win[k] / r.n_win for k in _KEYS], device=acc.device, dtype=torch.float32)
+    vals = acc.reduce(vals, "mean") if r.world > 1 else vals
+    row = {"step": r.step, **dict(zip(_KEYS, map(float, vals))), "lr": float(r.sched.get_last_lr()[0]),
+           "images_per_s": r.n_win * r.per_step / max(r.secs, 1e-9), "skipped": r.skipped,
+           "epoch": r.position / len(r.dataset), "time": time.time()}
+    r.summary["last"] = row
+    if r.main:
+        with open(r.out / "log.jsonl", "a") as f: f.write(json.dumps(row) + "\n")
+        if r.trackers: acc.log({f"train/{k}": v for k, v in row.items() if k not in ("step", "time")}, step=r.step)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_s']:.1f}", refresh=False)
+        if r.skipped: r.say(f"glass-train: the fp16 loss scaler skipped {r.skipped} step(s) up to step {r.step} (gradient overflow)")
+    r.reset_window()
 
-            if step % t.log_every == 0 or step == target:
-                vals = torch.tensor([win[k] / n_win for k in _KEYS], device=acc.device, dtype=torch.float32)
-                vals = acc.reduce(vals, "mean") if world > 1 else vals
-                row = {"step": step, **dict(zip(_KEYS, map(float, vals))), "lr": float(sched.get_last_lr()[0]),
-                       "images_per_s": n_win * per_step / max(secs, 1e-9), "skipped": skipped,
-                       "epoch": position / len(dataset), "time": time.time()}
-                summary["last"] = row
-                if main:
-                    with open(out / "log.jsonl", "a") as f: f.write(json.dumps(row) + "\n")
-                    if trackers: acc.log({f"train/{k}": v for k, v in row.items() if k not in ("step", "time")}, step=step)
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_s']:.1f}", refresh=False)
-                    if skipped: say(f"glass-train: the fp16 loss scaler skipped {skipped} step(s) up to step {step} (gradient overflow)")
-                win, n_win, skipped, secs = dict.fromkeys(_KEYS, 0.0), 0, 0, 0.0
+def _validate(r: _Run) -> None:
+    "The validation figure of this step (its randomness drawn in a forked RNG, so training's stream is untouched)."
+    import torch
+    acc = r.acc
+    fig_path = r.out / "figures" / f"{checkpoint_name(r.step)}.png"
+    with torch.random.fork_rng(devices=[acc.device] if r.device_type == "cuda" else []):
+        validation_figure(acc.unwrap_model(r.wrapped).model, r.val_batch, r.cfg, fig_path)
+    if "tensorboard" in r.trackers:
+        from PIL import Image
+        img = np.asarray(Image.open(fig_path).convert("RGB"))
+        acc.get_tracker("tensorboard").log_images({"val/figure": img[None]}, step=r.step, dataformats="NHWC")
+    r.summary["figures"].append(str(fig_path))
 
-            if main and t.val_every and (step % t.val_every == 0 or step == target):
-                fig_path = out / "figures" / f"{checkpoint_name(step)}.png"
-                with torch.random.fork_rng(devices=[acc.device] if device_type == "cuda" else []):
-                    validation_figure(acc.unwrap_model(wrapped).model, val_batch, cfg, fig_path)
-                if "tensorboard" in trackers:
-                    from PIL import Image
-                    img = np.asarray(Image.open(fig_path).convert("RGB"))
-                    acc.get_tracker("tensorboard").log_images({"val/figure": img[None]}, step=step, dataformats="NHWC")
-                summary["figures"].append(str(fig_path))
+def _checkpoint_if_due(r: _Run, stop: dict) -> bool:
+    "Write a checkpoint when one is due or a signal arrived (on any process); True when the run must stop."
+    import torch
+    acc, t = r.acc, r.t
+    signalled = acc.gather(torch.tensor([float(stop["signal"] is not None)], device=acc.device)).max().item() > 0
+    if r.step % t.checkpoint_every == 0 or r.step == r.target or signalled:
+        state = {"position": r.position, "world_size": r.world, "images_per_step": r.per_step, "seed": t.seed,
+                 "time": time.time()}
+        r.summary["checkpoint"] = str(write_checkpoint(acc, r.out, r.step, state, acc.unwrap_model(r.wrapped).model,
+                                                       r.opt, r.sched, r.cfg, t.keep_checkpoints))
+    if signalled:
+        r.say(f"glass-train: stopped by {stop['signal'] or 'a signal'} at step {r.step}; checkpoint written, "
+              "continue with --resume")
+    return signalled
 
-            signalled = acc.gather(torch.tensor([float(stop["signal"] is not None)], device=acc.device)).max().item() > 0
-            if step % t.checkpoint_every == 0 or step == target or signalled:
-                state = {"position": position, "world_size": world, "images_per_step": per_step, "seed": t.seed,
-                         "time": time.time()}
-                summary["checkpoint"] = str(write_checkpoint(acc, out, step, state, acc.unwrap_model(wrapped).model,
-                                                             opt, sched, cfg, t.keep_checkpoints))
-            if signalled:
-                say(f"glass-train: stopped by {stop['signal'] or 'a signal'} at step {step}; checkpoint written, "
-                    "continue with --resume"); break
-    finally:
-        bar.close()
-        for s, h in old_handlers.items(): signal.signal(s, h)
-        if deterministic: _determinism(*det_before)
-        if trackers: acc.end_training()
-    summary.update(step=step, log=str(out / "log.jsonl"))
-    return summary
+# %% ../nbs/80_train.ipynb #4c1da3c4
+def train(cfg: GlassConfig, data, out, resume: bool = False, max_steps: int | None = None, model=None,
+          progress: bool = True, log_with: str | None = "tensorboard", cpu: bool = False,
+          deterministic: bool = False) -> dict:
+    """Train slot attention on the shards in `data` (a folder, or a dataset), writing checkpoints, logs and figures
+    under `out`. `resume` continues from the newest usable checkpoint in `out`; `max_steps` stops early (at that
+    global step, with a checkpoint) so the run can be resumed later; `model` replaces `GLASS(cfg)`; `deterministic`
+    asks for deterministic GPU kernels (slower). Returns a summary."""
+    from tqdm.auto import tqdm
+    if deterministic: os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # before cuBLAS starts
+    r = _setup(cfg, data, out, cpu, log_with)
+    t = r.t
+    r.target = int(t.steps if max_steps is None else min(max_steps, t.steps))
+    ck_folder, ck = _find_start(r, resume)
+    _build_model(r, model)
+    _restore(r, ck_folder, ck, resume)
+    _data(r)
+    r.summary = {"out": str(r.out), "start_step": r.step, "step": r.step, "checkpoint": str(ck_folder) if ck_folder else None,
+                 "figures": [], "last": {}, "main_process": r.main}
+    if r.step >= r.target: r.say(f"glass-train: {r.out} is already at step {r.step} (target {r.target}); nothing to do")
+    r.reset_window()
+    with _stop_on_signals() as stop:
+        bar = tqdm(total=r.target, initial=r.step, disable=not (progress and r.main), unit="step", dynamic_ncols=True,
+                   mininterval=1.0, desc="train", file=sys.stderr)
+        data_iter = iter(r.loader)
+        r.wrapped.train()
+        det_before = _determinism(deterministic)
+        try:
+            while r.step < r.target:
+                _train_step(r, data_iter); bar.update(1)
+                if r.step % t.log_every == 0 or r.step == r.target: _log(r, bar)
+                if r.main and t.val_every and (r.step % t.val_every == 0 or r.step == r.target): _validate(r)
+                if _checkpoint_if_due(r, stop): break
+        finally:
+            bar.close()
+            if deterministic: _determinism(*det_before)
+            if r.trackers: r.acc.end_training()
+    r.summary.update(step=r.step, log=str(r.out / "log.jsonl"))
+    return r.summary
 
 # %% ../nbs/80_train.ipynb #a2c362b7
 def build_parser() -> argparse.ArgumentParser:
@@ -560,7 +471,7 @@ def config_from_args(a, parser=None) -> GlassConfig:
     `--preset` nor `--config` given, it starts from the `config.json` that glass-generate wrote beside the shards."""
     if not getattr(a, "config", None) and a.preset is None and a.data and (Path(a.data) / "config.json").is_file():
         a.config = str(Path(a.data) / "config.json")
-    return core.config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
+    return _config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
 
 def main(argv=None) -> None:
     "Entry point of `glass-train` (and `accelerate launch -m glass.train`). Returns None: a console script's return value is its exit status."

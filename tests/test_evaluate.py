@@ -1,4 +1,4 @@
-"glass.evaluate: glass-eval end to end on a tiny VOC tree with a tiny GLASS; a perfect predictor scores 1."
+"glass.evaluate: glass-eval end to end on a tiny VOC tree with a tiny GLASS; the release import end to end."
 import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np
@@ -19,7 +19,7 @@ SCENES = [(128, 128, 1, [(1, 15, 16, 48), (3, 12, 60, 124)], [(12, 16), (48, 52)
 def write_stripe_voc(root) -> Path:
     "A VOC 2012 tree (JPEGs + palette PNGs, val split) of the stripe scenes; returns the folder holding VOCdevkit."
     from PIL import Image
-    from glass.core import palette
+    from glass.viz import palette
     base = Path(root) / "VOCdevkit" / "VOC2012"
     for s in ("JPEGImages", "SegmentationClass", "SegmentationObject", "ImageSets/Segmentation"):
         (base / s).mkdir(parents=True, exist_ok=True)
@@ -40,24 +40,6 @@ def write_stripe_voc(root) -> Path:
     return Path(root)
 
 
-class ColourOracle(torch.nn.Module):
-    "Slot k = the cells of colour k, read from the encoder input: the ground truth of the stripe scenes."
-    def __init__(self, resolution=128, grid=32):
-        super().__init__()
-        from glass.core import preset
-        self.cfg = preset("toy", **{"encoder.resolution": resolution, "slots.num_slots": len(COLOURS)})
-        self.colours, self.grid = torch.tensor(COLOURS, dtype=torch.float32) / 255, grid
-
-    def encode_slots(self, pixel_values=None, **kw):
-        from glass.slots import IMAGENET_MEAN, IMAGENET_STD
-        x = pixel_values * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        st = x.shape[-1] // self.grid
-        c = x[..., st // 2::st, st // 2::st]
-        d = ((c[:, None] - self.colours[None, :, :, None, None]) ** 2).sum(2)
-        masks = F.one_hot(d.argmin(1), len(COLOURS)).permute(0, 3, 1, 2).float()
-        return {"masks": masks, "slots": masks.flatten(2), "slots_proj": masks.flatten(2)}
-
-
 class Pool(torch.nn.Module):
     "A 12-d stand-in for Inception's 2048-d features (its 2048x2048 sqrtm alone takes ~40 s on one CPU thread)."
     def forward(self, x): return F.adaptive_avg_pool2d(x.float(), 2).flatten(1)
@@ -72,10 +54,10 @@ def stripes(tmp_path_factory):
 def tiny_run(tiny, tmp_path_factory):
     "A tiny GLASS saved as glass-train saves it (two checkpoints), its config and the model."
     from safetensors.torch import save_file
-    from glass.core import save_config
+    from glass.config import save_config
     from glass.model import GLASS
     from glass.testing import tiny_config
-    from glass.train import begin_checkpoint, commit_checkpoint
+    from glass.checkpoint import begin_checkpoint, commit_checkpoint
     torch.manual_seed(0)
     cfg = tiny_config("voc", **{"slots.num_slots": 3, "eval.val_steps": 2, "eval.edit_steps": 2, "eval.fid_steps": 2})
     model = GLASS(cfg, device="cpu")
@@ -87,37 +69,6 @@ def tiny_run(tiny, tmp_path_factory):
         commit_checkpoint(tmp, {"step": step})
     save_config(cfg, run / "config.json")
     return run, cfg, model
-
-
-def test_perfect_predictor_scores_one(stripes):
-    from glass.datasets import VOCReader
-    from glass.evaluate import evaluate
-    m = evaluate(ColourOracle(), VOCReader(stripes), protocol="both", batch_size=2, progress=False)
-    assert m["dataset"] == "voc" and m["n_images"] == 3
-    for p in ("dinosaur", "glass"):
-        r = m["protocols"][p]
-        assert r["n_scored"] == 3
-        for k in ("mbo_i", "mbo_c", "miou", "corloc", "detrate"):
-            assert r[k] == pytest.approx(1.0, abs=1e-6), (p, k, r[k])
-
-
-def test_one_slot_scores_by_hand(stripes):
-    "Everything in one slot: each object's best IoU is its area over the crop's valid area (DINOSAUR protocol)."
-    from glass.datasets import VOCReader
-    from glass.evaluate import evaluate
-
-    class OneSlot(ColourOracle):
-        def encode_slots(self, pixel_values=None, **kw):
-            m = torch.zeros(len(pixel_values), len(COLOURS), self.grid, self.grid); m[:, 0] = 1
-            return {"masks": m, "slots": m.flatten(2), "slots_proj": m.flatten(2)}
-
-    r = evaluate(OneSlot(), VOCReader(stripes), protocol="dinosaur", progress=False)["protocols"]["dinosaur"]
-    # scene 1: 4-px void stripes on both sides of the red one; scene 3: 128x160, centre crop keeps columns 16..143
-    iou = [[128 * 32 / (128 * 120), 128 * 64 / (128 * 120)], [0.5, 0.25], [40 / 128, 40 / 128]]
-    assert r["mbo_i"] == pytest.approx(np.mean([np.mean(x) for x in iou]), abs=1e-6)
-    assert r["mbo_c"] == pytest.approx(r["mbo_i"], abs=1e-6)
-    assert r["detrate"] == pytest.approx((0.5 + 0 + 0) / 3, abs=1e-6)      # 64/120 > 0.5; 0.5 is not > 0.5
-    assert r["corloc"] == pytest.approx(1 / 3, abs=1e-6)
 
 
 def test_glass_eval_console_script(tiny_run, stripes, tmp_path):
@@ -149,7 +100,8 @@ def test_glass_eval_console_script(tiny_run, stripes, tmp_path):
 def test_glass_eval_fid_probe_and_checkpoint_choice(tiny_run, stripes, tmp_path, monkeypatch):
     "In-process main(): a given checkpoint folder, FID (small stand-in features) and the probe go into both reports."
     import glass.metrics
-    from glass.evaluate import main, load_checkpoint
+    from glass.evaluate import main
+    from glass.checkpoint import load_checkpoint
     monkeypatch.setattr(glass.metrics, "InceptionFeatures", Pool)
     run, cfg, model = tiny_run
     assert main(["--checkpoint", str(run / "checkpoints" / "step-0000002"), "--data", str(stripes), "--dataset", "voc",
@@ -196,11 +148,11 @@ def test_glass_eval_errors(tiny_run, stripes, tmp_path, capsys):
 
 
 def test_papermill_notebook(tiny_run, stripes, tmp_path):
-    "nbs/91_evaluate.ipynb with papermill: the table and the figures inline, the files on disk."
+    "nbs/91_driver_evaluate.ipynb with papermill: the table and the figures inline, the files on disk."
     import papermill as pm
     run, cfg, model = tiny_run
     out = tmp_path / "ev"
-    nb = pm.execute_notebook(str(ROOT / "nbs/91_evaluate.ipynb"), str(tmp_path / "eval.ipynb"), kernel_name="python3",
+    nb = pm.execute_notebook(str(ROOT / "nbs/91_driver_evaluate.ipynb"), str(tmp_path / "eval.ipynb"), kernel_name="python3",
                              cwd=str(ROOT / "nbs"), progress_bar=False,
                              parameters=dict(checkpoint=str(run), data=str(stripes), dataset="voc", out=str(out),
                                              limit=2, figures=2, device="cpu", progress=False,
@@ -217,9 +169,9 @@ def test_papermill_notebook(tiny_run, stripes, tmp_path):
 def test_glass_eval_toy_world(tmp_path):
     "The toy world through glass-eval: a CNN-encoder GLASS with the DINOSAUR MLP decoder (no pretrained parts)."
     from safetensors.torch import save_file
-    from glass.core import preset, save_config
+    from glass.config import preset, save_config
     from glass.model import GLASS
-    from glass.train import begin_checkpoint, commit_checkpoint
+    from glass.checkpoint import begin_checkpoint, commit_checkpoint
     from glass.evaluate import main
     cfg = preset("toy", **{"decoder.kind": "dinosaur-mlp", "decoder.mlp_hidden": 64, "decoder.mlp_layers": 2})
     model = GLASS(cfg, device="cpu")
@@ -234,3 +186,70 @@ def test_glass_eval_toy_world(tmp_path):
     assert m["protocols"]["dinosaur"]["n_scored"] == 16                 # every toy scene has 1-3 objects
     assert set(m["files"]) == {"metrics", "table", "segmentation"}      # no diffusion decoder: no reconstructions
     assert "(paper)" not in (tmp_path / "ev" / "table.md").read_text()
+
+
+def _release_folder(folder, cfg, in_dim, out_dim, weights="diffusion_pytorch_model.safetensors", drop=()):
+    "A folder in the release's diffusers layout: config.json and tensors named and shaped as the authors' slot attention."
+    from safetensors.torch import save_file
+    from glass.checkpoint import release_shapes
+    g = torch.Generator().manual_seed(0)
+    sd = {k: torch.randn(s, generator=g) * 0.1
+          for k, s in release_shapes(in_dim, cfg.slots.slot_size, cfg.slots.mlp_hidden, out_dim).items() if k not in drop}
+    sd["pos.pe"] = torch.rand(1, 4, 32, 32)                           # the release's precomputed grid: dropped on import
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"_class_name": "SlotAttention", "num_slots": 7}))
+    if weights.endswith(".bin"): torch.save(sd, folder / weights)
+    else: save_file(sd, str(folder / weights))
+    return sd
+
+
+def test_import_release_then_evaluate(tiny, stripes, tmp_path):
+    "glass-import-release (python -m glass.checkpoint) writes a run that glass-eval evaluates as it is."
+    from safetensors.torch import load_file
+    from glass.config import preset, flatten_config
+    from glass.model import GLASS
+    from glass.testing import tiny_config
+    cfg = tiny_config("coco-release")
+    model = GLASS(cfg, device="cpu")
+    in_dim, out_dim = model.slot_attention.in_dim, model.projection[1].out_features
+    sd = _release_folder(tmp_path / "release", cfg, in_dim, out_dim)
+    full = flatten_config(preset("coco-release"))
+    sets = [f"{k}={v}" for k, v in flatten_config(cfg).items() if full[k] != v]     # the tiny models, CPU-sized slots
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "glass.checkpoint", str(tmp_path / "release"), "--out", str(run), "--set", *sets],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0 and f"glass-eval --checkpoint {run}" in r.stdout, r.stderr[-3000:]
+    w = load_file(str(run / "checkpoints" / "step-0000000" / "model.safetensors"))
+    assert set(w) == set(model.trainable_state_dict())
+    torch.testing.assert_close(w["slot_attention.pos.proj.weight"], sd["pos.projection.weight"].reshape(in_dim, 4)[:, [1, 0, 3, 2]])
+    torch.testing.assert_close(w["slot_attention.input_mlp.0.weight"], sd["in_layer_norm.weight"])
+    torch.testing.assert_close(w["projection.1.weight"], sd["out_linear.weight"])
+    r = subprocess.run([sys.executable, "-m", "glass.evaluate", "--checkpoint", str(run), "--data", str(stripes), "--dataset",
+                        "voc", "--out", str(tmp_path / "ev"), "--figures", "0", "--device", "cpu", "--no-progress"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert (m["step"], m["config"], m["num_slots"], m["n_images"]) == (0, "coco-release", 7, 3)
+    assert all(0.0 <= p["mbo_i"] <= 1.0 for p in m["protocols"].values())
+
+
+def test_import_release_bin_and_errors(tiny, tmp_path):
+    "A .bin release is read weights-only; bad input is one line and exit status 1; a usage error is 2."
+    from glass.checkpoint import main
+    from glass.config import preset
+    cfg = preset("coco-release")
+    _release_folder(tmp_path / "bin", cfg, 768, 1024, weights="diffusion_pytorch_model.bin")
+    assert main([str(tmp_path / "bin"), "--out", str(tmp_path / "run")]) is None
+    assert (tmp_path / "run" / "config.json").exists()
+    _release_folder(tmp_path / "broken", cfg, 768, 1024, drop=("gru.bias_hh",))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    for args, msg in [([str(tmp_path / "broken"), "--out", str(tmp_path / "r2")], "gru.bias_hh"),
+                      ([str(tmp_path / "missing"), "--out", str(tmp_path / "r3")], "is not a folder"),
+                      ([str(tmp_path / "bin"), "--out", str(tmp_path / "run")], "already holds checkpoints"),
+                      ([str(tmp_path / "bin"), "--out", str(tmp_path / "r4"), "--set", "slots.slot_size=32"], "slots.slot_size=32")]:
+        r = subprocess.run([sys.executable, "-m", "glass.checkpoint", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+        assert r.returncode == 1, (args, r.stderr)
+        assert r.stderr.startswith("glass-import-release: error: ") and r.stderr.count("\n") == 1 and msg in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "glass.checkpoint"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2 and "--out" in r.stderr
