@@ -8,6 +8,7 @@ import argparse, hashlib, json, os, random, re, shutil, sys
 from pathlib import Path
 import numpy as np
 from .config import GlassConfig, preset, apply_overrides, parse_overrides, load_config, save_config
+from .core import command
 
 # %% auto #0
 __all__ = ['CKPT_RE', 'CHECKPOINT_LAYOUT', 'RELEASE_NAMES', 'RELEASE_BUFFERS', 'GRID_PERMUTATION', 'RELEASE_WEIGHTS',
@@ -303,12 +304,11 @@ def build_release_parser() -> argparse.ArgumentParser:
                    help="override fields of the coco-release preset, e.g. --set encoder.model=/models/dinov2 (repeatable)")
     return p
 
+@command("glass-import-release")
 def main(argv=None) -> None:
     "Entry point of `glass-import-release`. Returns None: a console script's return value is its exit status."
     a = build_release_parser().parse_args(argv)
-    try: ck = import_release(a.folder, a.out, parse_overrides(a.overrides))
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError, OSError) as e:
-        print(f"glass-import-release: error: {e.args[0] if e.args else e}", file=sys.stderr); sys.exit(1)
+    ck = import_release(a.folder, a.out, parse_overrides(a.overrides))
     print(f"glass-import-release: wrote {ck}; evaluate with: glass-eval --checkpoint {a.out}")
 
 # %% ../nbs/65_checkpoint.ipynb #0b79ea21

@@ -13,6 +13,7 @@ from .config import GlassConfig, PRESETS, PROTOCOLS, apply_overrides, parse_over
 from .io import atomic_write_text
 from .viz import palette, color_mask, overlay, to_uint8_image, image_grid, save_figure
 from .checkpoint import CHECKPOINT_LAYOUT, find_checkpoint, checkpoint_config, load_checkpoint
+from .core import command
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PROTOCOL_NAMES', 'PAPER_TABLE3', 'PAPER_FID', 'report_table', 'as_sample', 'open_dataset', 'encode',
@@ -118,7 +119,7 @@ def open_dataset(name: str, root=None, split: str = "val", cfg: GlassConfig | No
     raise ValueError(f"dataset {name!r}; valid: voc, coco, toy")
 
 class _Both(torch.utils.data.Dataset):
-    "Each item of a reader through every protocol's transform (the encoder input, identical across protocols, once)."
+    "Each item of a reader through every protocol's transform, each with its own encoder input (the protocols resize differently)."
     def __init__(self, reader, protocols, encoder_resolution, mask_size=None, limit=None):
         self.reader, self.protocols, self.er, self.mask_size = reader, protocols, encoder_resolution, mask_size
         self.n = len(reader) if limit is None else min(int(limit), len(reader))
@@ -128,9 +129,8 @@ class _Both(torch.utils.data.Dataset):
         s = as_sample(self.reader[i], i)
         ms = self.mask_size or (min(s.image.shape[:2]) if self.mask_size == 0 else None)
         out = {p: eval_transform(s, p, encoder_resolution=self.er, mask_size=ms) for p in self.protocols}
-        first = out[self.protocols[0]]
-        return {"id": s.id, "index": i, "pixel_values": first.pop("pixel_values"),
-                **{p: {k: v for k, v in d.items() if k not in ("pixel_values", "id")} for p, d in out.items()}}
+        return {"id": s.id, "index": i, "pixel_values": out[self.protocols[0]]["pixel_values"],
+                **{p: {k: v for k, v in d.items() if k != "id"} for p, d in out.items()}}
 
 def _collate(batch):
     def stack(vs): return torch.stack(vs) if torch.is_tensor(vs[0]) else vs
@@ -238,17 +238,17 @@ def evaluate(model, dataset, protocol: str = "both", cfg: GlassConfig | None = N
     if hasattr(model, "eval"): model.eval()
     try:
         for batch in tqdm(dl, desc=f"eval {name}", unit="batch", disable=not progress, dynamic_ncols=True):
-            enc = encode(model, batch["pixel_values"])
-            preds = {}
+            encs = {p: encode(model, batch[p]["pixel_values"]) for p in protos}
+            enc, preds = encs[protos[0]], {}
             for p in protos:
                 b = batch[p]
-                preds[p] = resize_masks(enc["masks"], tuple(b["instance"].shape[-2:]))
-                accs[p].update_batch(preds[p], b["instance"], b["classes"], b["ignore"])
+                preds[p] = resize_masks(encs[p]["masks"], tuple(b["instance"].shape[-2:]))
+                accs[p].update_batch(preds[p], b["instance"], b["classes"], b["ignore"], b.get("class_ignore"))
             if probes is not None:
                 b = batch[pp]
                 for j, i in enumerate(batch["index"]):
                     k = "test" if i % 5 == 4 else "train"
-                    probes[k].add(enc["slots"][j], preds[pp][j], b["instance"][j], b["classes"][j], b["ignore"][j]); n_probe[k] += 1
+                    probes[k].add(encs[pp]["slots"][j], preds[pp][j], b["instance"][j], b["classes"][j], b["ignore"][j]); n_probe[k] += 1
             if fidder is not None: fidder.add(batch, enc, protos)
     finally:
         if hasattr(model, "train"): model.train(was)
@@ -417,20 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
         if act.dest in helps: act.help = helps[act.dest]
     return p
 
+@command("glass-eval")
 def main(argv=None) -> None:
     "`glass-eval`: see `--help`. Returns None (a console script's return value becomes its exit status)."
     p = build_parser()
     a = p.parse_args(argv)
     if a.preset is not None and a.preset not in PRESETS: p.error(f"unknown preset {a.preset!r}; valid presets: {', '.join(PRESETS)}")
-    try:
-        over = parse_overrides(a.overrides)
-        m = run_evaluation(a.checkpoint, a.data, a.dataset, a.out, split=a.split, protocol=a.protocol, limit=a.limit,
-                           fid=a.fid, probe=a.probe, probe_steps=a.probe_steps, preset_name=a.preset, config=a.config, overrides=over,
-                           batch_size=a.batch_size, num_workers=a.num_workers, figures=a.figures, device=a.device,
-                           progress=not a.no_progress)
-    except (FileNotFoundError, NotADirectoryError, ValueError, KeyError, OSError) as e:
-        print(f"glass-eval: error: {e.args[0] if e.args else e}", file=sys.stderr)
-        raise SystemExit(2)
+    over = parse_overrides(a.overrides)
+    m = run_evaluation(a.checkpoint, a.data, a.dataset, a.out, split=a.split, protocol=a.protocol, limit=a.limit,
+                       fid=a.fid, probe=a.probe, probe_steps=a.probe_steps, preset_name=a.preset, config=a.config, overrides=over,
+                       batch_size=a.batch_size, num_workers=a.num_workers, figures=a.figures, device=a.device,
+                       progress=not a.no_progress)
     print(Path(m["files"]["table"]).read_text())
     print(f"glass-eval: wrote {', '.join(m['files'].values())}")
 

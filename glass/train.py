@@ -13,6 +13,7 @@ from .core import seed_everything
 from .io import atomic_path, atomic_write_text
 from .viz import overlay, to_uint8_image
 from .checkpoint import checkpoint_name, list_checkpoints, set_rng_state, find_resumable, write_checkpoint
+from .core import command
 
 # %% auto #0
 __all__ = ['epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'read_log', 'plot_log', 'latest_figure',
@@ -473,6 +474,7 @@ def config_from_args(a, parser=None) -> GlassConfig:
         a.config = str(Path(a.data) / "config.json")
     return _config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
 
+@command("glass-train")
 def main(argv=None) -> None:
     "Entry point of `glass-train` (and `accelerate launch -m glass.train`). Returns None: a console script's return value is its exit status."
     p = build_parser()
@@ -482,12 +484,9 @@ def main(argv=None) -> None:
         check_data(a.data)
     except (FileNotFoundError, NotADirectoryError, KeyError, ValueError) as e:
         p.error(str(e.args[0] if e.args else e))
-    out = Path(a.out or Path("runs") / cfg.name)
-    try:
-        s = train(cfg, a.data, out, resume=a.resume, max_steps=a.max_steps, progress=not a.no_progress,
-                  log_with=a.log_with, cpu=a.cpu, deterministic=a.deterministic)
-    except (FloatingPointError, FileExistsError, RuntimeError) as e:
-        print(f"glass-train: error: {e}", file=sys.stderr); sys.exit(1)
+    out = Path(a.out or Path(cfg.out_dir) / cfg.name)
+    s = train(cfg, a.data, out, resume=a.resume, max_steps=a.max_steps, progress=not a.no_progress,
+              log_with=a.log_with, cpu=a.cpu, deterministic=a.deterministic)
     if s["main_process"]: print(f"glass-train: step {s['step']}; checkpoint {s['checkpoint']}; log {s['log']}")
 
 # %% ../nbs/80_train.ipynb #e593f668
