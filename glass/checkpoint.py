@@ -75,7 +75,9 @@ def verify_checkpoint(folder) -> dict:
     sp = folder / "state.json"
     if not sp.exists(): raise ValueError(f"{folder}: no state.json (the checkpoint was never finished)")
     try: state = json.loads(sp.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{sp}: not valid JSON ({e})") from None
+    except ValueError as e: raise ValueError(f"{sp}: not valid JSON text ({e}); the checkpoint is damaged") from None
+    if not isinstance(state, dict) or not isinstance(state.get("files"), dict):
+        raise ValueError(f"{sp}: not a glass checkpoint's state (no file manifest); the checkpoint is damaged")
     if state.get("format") != "glass-checkpoint-1": raise ValueError(f"{sp}: not a glass checkpoint")
     for name, info in state["files"].items():
         p = folder / name
@@ -145,13 +147,16 @@ def write_checkpoint(acc, out, step: int, state: dict, model, opt, sched, cfg: G
     torch.save(rng_state(), tmp / f"rng-{acc.process_index}.pt")
     acc.wait_for_everyone()
     if acc.is_main_process:
-        sd = {k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
-        save_file(sd, str(tmp / "model.safetensors"), metadata={"step": str(step)})
-        torch.save(opt.state_dict(), tmp / "optimizer.pt")
-        torch.save(sched.state_dict(), tmp / "scheduler.pt")
-        if acc.scaler is not None: torch.save(acc.scaler.state_dict(), tmp / "scaler.pt")
-        save_config(cfg, tmp / "config.json")
-        commit_checkpoint(tmp, {**state, "step": step}, keep=keep)
+        try:
+            sd = {k: v.detach().cpu().contiguous() for k, v in model.trainable_state_dict().items()}
+            save_file(sd, str(tmp / "model.safetensors"), metadata={"step": str(step)})
+            torch.save(opt.state_dict(), tmp / "optimizer.pt")
+            torch.save(sched.state_dict(), tmp / "scheduler.pt")
+            if acc.scaler is not None: torch.save(acc.scaler.state_dict(), tmp / "scaler.pt")
+            save_config(cfg, tmp / "config.json")
+            commit_checkpoint(tmp, {**state, "step": step}, keep=keep)
+        except BaseException:                            # e.g. a full disk: leave no half checkpoint behind
+            shutil.rmtree(tmp, ignore_errors=True); raise
     acc.wait_for_everyone()
     return Path(out) / "checkpoints" / checkpoint_name(step)
 

@@ -14,6 +14,8 @@ from .io import atomic_write_text
 from .viz import palette, color_mask, overlay, to_uint8_image, image_grid, save_figure
 from .checkpoint import CHECKPOINT_LAYOUT, find_checkpoint, checkpoint_config, load_checkpoint
 from .core import command
+import warnings
+from .config import config_diff
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PROTOCOL_NAMES', 'PAPER_TABLE3', 'PAPER_FID', 'report_table', 'as_sample', 'open_dataset', 'encode',
@@ -115,6 +117,9 @@ def open_dataset(name: str, root=None, split: str = "val", cfg: GlassConfig | No
         return eval_reader(name, root, split)
     if name == "toy":
         import glass.toy as toy
+        if root is not None and not Path(root).is_dir():
+            raise FileNotFoundError(f"toy data folder {root} does not exist: pass the world/ folder that glass-demo wrote, "
+                                    "or leave --data out to render the held-out split from its seed")
         return toy.eval_dataset(root, split=split, cfg=cfg)
     raise ValueError(f"dataset {name!r}; valid: voc, coco, toy")
 
@@ -352,18 +357,28 @@ def write_figures(model, dataset, out, cfg=None, n: int = 4, mask_size=None) -> 
     if removal_figure(model, dataset, 0, cfg=cfg, path=files["removal"]) is None: files.pop("removal")
     return files
 
+def _evaluation_config(folder, preset_name, config, overrides) -> GlassConfig:
+    "The checkpoint's configuration, or `config` in its place with a warning for every model field that differs from the checkpoint's."
+    if config is None: return apply_overrides(checkpoint_config(folder, preset_name), overrides or {})
+    given = config if isinstance(config, GlassConfig) else load_config(config)
+    try: cfg = checkpoint_config(folder)
+    except FileNotFoundError: cfg = given                 # a bare checkpoint: nothing to compare with
+    diff = config_diff(cfg, given, fields=["encoder", "slots", "decoder.kind", "decoder.model"])
+    if diff: warnings.warn(f"the given configuration differs from the checkpoint's own ({'; '.join(diff)}): "
+                           "the weights were trained with the checkpoint's settings")
+    return apply_overrides(given, overrides or {})
+
 def run_evaluation(checkpoint, data=None, dataset: str | None = None, out=None, split: str | None = None,
                    protocol: str | None = None, limit: int | None = None, fid: int = 0, probe: bool = False,
                    probe_steps: int = 6000, preset_name: str | None = None, config=None, overrides: dict | None = None, batch_size: int = 8,
                    num_workers: int = 0, figures: int = 4, device=None, progress: bool = True) -> dict:
     "Load `checkpoint`, evaluate it on `dataset` under `data`, write metrics.json, table.md and figures into `out`."
     folder = find_checkpoint(checkpoint)
-    if config is None: cfg = checkpoint_config(folder, preset_name)
-    else: cfg = config if isinstance(config, GlassConfig) else load_config(config)
-    cfg = apply_overrides(cfg, overrides or {})
+    cfg = _evaluation_config(folder, preset_name, config, overrides)
     name = dataset or cfg.dataset
     split = split or cfg.eval.split
-    reader = open_dataset(name, data if data is not None else cfg.data_dir, split, cfg)   # data errors before the slow load
+    root = data if data is not None else (None if name == "toy" else cfg.data_dir)
+    reader = open_dataset(name, root, split, cfg)                                          # data errors before the slow load
     cfg, model = load_checkpoint(folder, device=device, config=cfg)
     mask_size = 0 if name == "toy" else None
     step = folder.name.split("-")[-1]

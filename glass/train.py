@@ -14,6 +14,8 @@ from .io import atomic_path, atomic_write_text
 from .viz import overlay, to_uint8_image
 from .checkpoint import checkpoint_name, list_checkpoints, set_rng_state, find_resumable, write_checkpoint
 from .core import command
+from .io import read_jsonl
+from .outputs import folder_lock, remove_stale_temps
 
 # %% auto #0
 __all__ = ['epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'read_log', 'plot_log', 'latest_figure',
@@ -56,9 +58,8 @@ def to_device(batch: dict, device) -> dict:
 
 # %% ../nbs/80_train.ipynb #b375e31a
 def read_log(out) -> list:
-    "The rows of `out/log.jsonl`."
-    p = Path(out) / "log.jsonl"
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
+    "The rows of `out/log.jsonl`; a torn last line (a kill mid-write) is dropped with a warning."
+    return read_jsonl(Path(out) / "log.jsonl")
 
 def _truncate_log(out, step: int) -> None:
     "Drop log rows after `step` (written after the checkpoint a run resumes from)."
@@ -249,7 +250,10 @@ def _find_start(r: _Run, resume: bool) -> tuple:
     cks = list_checkpoints(out)
     if cks and not resume:                           # never train over an existing run by accident
         raise FileExistsError(f"{out} already holds checkpoints (newest {cks[-1].name}): pass --resume to continue "
-                              f"that run, or choose another --out")
+                              f"that run, --overwrite to start it again, or choose another --out")
+    if not resume and read_log(out):                 # a run that logged steps but never checkpointed
+        raise FileExistsError(f"{out / 'log.jsonl'} already holds training steps: pass --resume to continue that run, "
+                              f"--overwrite to start it again, or choose another --out")
     ck_folder, ck = find_resumable(out, r.rank, log=say) if resume else (None, None)
     if resume and ck is None: say(f"glass-train: --resume given but {out / 'checkpoints'} holds no checkpoint; starting at step 0")
     if resume and r.main and (out / "config.json").exists():
@@ -257,7 +261,6 @@ def _find_start(r: _Run, resume: bool) -> tuple:
         if diff: say("glass-train: resuming with a configuration that differs from the run's config.json "
                      "(the result is not the same run): " + "; ".join(diff))
     r.acc.wait_for_everyone()
-    if r.main: save_config(r.cfg, out / "config.json")
     return ck_folder, ck
 
 def _build_model(r: _Run, model=None) -> None:
@@ -389,19 +392,33 @@ def _checkpoint_if_due(r: _Run, stop: dict) -> bool:
 # %% ../nbs/80_train.ipynb #4c1da3c4
 def train(cfg: GlassConfig, data, out, resume: bool = False, max_steps: int | None = None, model=None,
           progress: bool = True, log_with: str | None = "tensorboard", cpu: bool = False,
-          deterministic: bool = False) -> dict:
+          deterministic: bool = False, overwrite: bool = False) -> dict:
     """Train slot attention on the shards in `data` (a folder, or a dataset), writing checkpoints, logs and figures
     under `out`. `resume` continues from the newest usable checkpoint in `out`; `max_steps` stops early (at that
     global step, with a checkpoint) so the run can be resumed later; `model` replaces `GLASS(cfg)`; `deterministic`
-    asks for deterministic GPU kernels (slower). Returns a summary."""
-    from tqdm.auto import tqdm
+    asks for deterministic GPU kernels (slower); `overwrite` first deletes the run's log and checkpoints. Returns a summary."""
     if deterministic: os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # before cuBLAS starts
     r = _setup(cfg, data, out, cpu, log_with)
+    r.target = int(r.t.steps if max_steps is None else min(max_steps, r.t.steps))
+    with folder_lock(r.out, "glass-train"):
+        if overwrite and r.main: _clear_run(r.out)
+        r.acc.wait_for_everyone()
+        return _train_locked(r, resume, model, progress, deterministic)
+
+def _clear_run(out: Path) -> None:
+    "Delete a run folder's log and checkpoints (`--overwrite`), keeping anything else in it."
+    (out / "log.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+
+def _train_locked(r: _Run, resume: bool, model, progress: bool, deterministic: bool) -> dict:
+    "The body of `train`, run while this job holds the output folder's lock."
+    from tqdm.auto import tqdm
     t = r.t
-    r.target = int(t.steps if max_steps is None else min(max_steps, t.steps))
+    if r.main: remove_stale_temps(r.out)
     ck_folder, ck = _find_start(r, resume)
     _build_model(r, model)
     _restore(r, ck_folder, ck, resume)
+    if r.main: save_config(r.cfg, r.out / "config.json")          # only once the resume checks have passed
     _data(r)
     r.summary = {"out": str(r.out), "start_step": r.step, "step": r.step, "checkpoint": str(ck_folder) if ck_folder else None,
                  "figures": [], "last": {}, "main_process": r.main}
@@ -442,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="FOLDER", help="folder of shards written by glass-generate (manifest.json, shard-*.safetensors)")
     p.add_argument("--out", metavar="FOLDER", help="output folder: checkpoints/, log.jsonl, tb/, figures/, config.json (default runs/<preset>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest usable checkpoint in --out (a damaged one falls back to the previous)")
+    p.add_argument("--overwrite", action="store_true", help="delete --out's log.jsonl and checkpoints/ first and train from step 0")
     p.add_argument("--steps", type=int, metavar="N", help="total optimiser steps of the run (train.steps)")
     p.add_argument("--max-steps", type=int, metavar="N", help="stop at this step with a checkpoint, to --resume later (default: --steps)")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per process per micro-batch (train.batch_size)")
@@ -486,7 +504,7 @@ def main(argv=None) -> None:
         p.error(str(e.args[0] if e.args else e))
     out = Path(a.out or Path(cfg.out_dir) / cfg.name)
     s = train(cfg, a.data, out, resume=a.resume, max_steps=a.max_steps, progress=not a.no_progress,
-              log_with=a.log_with, cpu=a.cpu, deterministic=a.deterministic)
+              log_with=a.log_with, cpu=a.cpu, deterministic=a.deterministic, overwrite=a.overwrite)
     if s["main_process"]: print(f"glass-train: step {s['step']}; checkpoint {s['checkpoint']}; log {s['log']}")
 
 # %% ../nbs/80_train.ipynb #e593f668
