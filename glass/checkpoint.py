@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from .config import GlassConfig, preset, apply_overrides, parse_overrides, load_config, save_config
 from .core import command
+from .config import check_overrides
 
 # %% auto #0
 __all__ = ['CKPT_RE', 'CHECKPOINT_LAYOUT', 'RELEASE_NAMES', 'RELEASE_BUFFERS', 'GRID_PERMUTATION', 'RELEASE_WEIGHTS',
@@ -312,8 +313,10 @@ def build_release_parser() -> argparse.ArgumentParser:
 @command("glass-import-release")
 def main(argv=None) -> None:
     "Entry point of `glass-import-release`. Returns None: a console script's return value is its exit status."
-    a = build_release_parser().parse_args(argv)
-    ck = import_release(a.folder, a.out, parse_overrides(a.overrides))
+    p = build_release_parser(); a = p.parse_args(argv)
+    try: over = check_overrides(parse_overrides(a.overrides))
+    except (KeyError, ValueError) as e: p.error(e.args[0])
+    ck = import_release(a.folder, a.out, over)
     print(f"glass-import-release: wrote {ck}; evaluate with: glass-eval --checkpoint {a.out}")
 
 # %% ../nbs/65_checkpoint.ipynb #0b79ea21

@@ -14,7 +14,7 @@ __all__ = ['PRECISIONS', 'CHOICES', 'AT_LEAST_ONE', 'NOT_NEGATIVE', 'POSITIVE', 
            'EncoderConfig', 'SlotConfig', 'DecoderConfig', 'GuidanceConfig', 'PromptConfig', 'GenerateConfig',
            'TrainConfig', 'EvalConfig', 'GlassConfig', 'flatten_config', 'config_problems', 'validate_config', 'preset',
            'config_fields', 'apply_overrides', 'parse_overrides', 'config_to_dict', 'config_from_dict', 'save_config',
-           'load_config', 'add_config_args', 'config_from_args', 'config_diff']
+           'load_config', 'add_config_args', 'config_from_args', 'check_overrides', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #cf390e52
 @dataclass
@@ -341,6 +341,15 @@ def config_from_args(args, parser=None, extra: dict | None = None) -> GlassConfi
         msg = e.args[0] if e.args else str(e)
         if parser is None: raise
         parser.error(msg)
+
+# %% ../nbs/00_config.ipynb #d8f68145
+def check_overrides(overrides: dict) -> dict:
+    "Return `overrides` when every field they set is known and holds an allowed value; otherwise a `ValueError`/`KeyError` naming it."
+    cfg = apply_overrides(GlassConfig(), overrides)
+    names = {k.replace("-", "_") for k in overrides}
+    bad = [p for p in config_problems(cfg) if p.split(" ")[0] in names]
+    if bad: raise ValueError(f"config field {bad[0]}")
+    return overrides
 
 # %% ../nbs/00_config.ipynb #3f08959c
 PROTOCOLS = ("dinosaur", "glass")   # the two evaluation protocols (eval.protocol: one of these or "both")

@@ -16,6 +16,7 @@ from .checkpoint import CHECKPOINT_LAYOUT, find_checkpoint, checkpoint_config, l
 from .core import command
 import warnings
 from .config import config_diff
+from .config import check_overrides
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'PROTOCOL_NAMES', 'PAPER_TABLE3', 'PAPER_FID', 'report_table', 'as_sample', 'open_dataset', 'encode',
@@ -438,7 +439,8 @@ def main(argv=None) -> None:
     p = build_parser()
     a = p.parse_args(argv)
     if a.preset is not None and a.preset not in PRESETS: p.error(f"unknown preset {a.preset!r}; valid presets: {', '.join(PRESETS)}")
-    over = parse_overrides(a.overrides)
+    try: over = check_overrides(parse_overrides(a.overrides))
+    except (KeyError, ValueError) as e: p.error(e.args[0])
     m = run_evaluation(a.checkpoint, a.data, a.dataset, a.out, split=a.split, protocol=a.protocol, limit=a.limit,
                        fid=a.fid, probe=a.probe, probe_steps=a.probe_steps, preset_name=a.preset, config=a.config, overrides=over,
                        batch_size=a.batch_size, num_workers=a.num_workers, figures=a.figures, device=a.device,
