@@ -158,7 +158,7 @@ def open_dataset(name: str, root=None, split: str = "val", cfg: GlassConfig | No
         if root is None: raise ValueError(f"--data is required for {name}: the dataset's root folder")
         return eval_reader(name, root, split)
     if name == "toy":
-        import glass.toy as toy
+        import glass.toy.world as toy
         return toy.eval_dataset(root, split=split, cfg=cfg)
     raise ValueError(f"dataset {name!r}; valid: voc, coco, toy")
 
