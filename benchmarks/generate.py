@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from glass.core import preset
-from glass.generate import generate, generate_batch, generate_images, load_pipeline, make_item, masks_from_taps
+from glass.generate import generate, generate_batch, generate_images, load_pipeline, make_item
+from glass.refine import label_maps_from_taps
 
 SIZES = {
     # generation px, latent-side cross/self resolutions, train px, batch, steps, precision
@@ -117,7 +118,7 @@ def main(argv=None):
                 peaks[k] = max(peaks[k], peak_memory_mb(device))
     # refinement alone, from one tapped run
     _, taps = generate_images(pipe, items, g, taps=True)
-    refine_s, _, _ = timed(lambda: masks_from_taps(pipe, taps, items, g), device)
+    refine_s, _, _ = timed(lambda: label_maps_from_taps(taps, pipe.tokenizer, [it["classes"] for it in items], g.resolution, g), device)
     # end to end: shards on disk for `runs` batches
     with tempfile.TemporaryDirectory() as d:
         inp = Path(d) / "in.jsonl"

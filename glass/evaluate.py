@@ -117,7 +117,7 @@ def open_dataset(name: str, root=None, split: str = "val", cfg: GlassConfig | No
         if root is None: raise ValueError(f"--data is required for {name}: the dataset's root folder")
         return eval_reader(name, root, split)
     if name == "toy":
-        import glass.toy as toy
+        import glass.toy.world as toy
         if root is not None and not Path(root).is_dir():
             raise FileNotFoundError(f"toy data folder {root} does not exist: pass the world/ folder that glass-demo wrote, "
                                     "or leave --data out to render the held-out split from its seed")

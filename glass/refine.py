@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['class_token_indices', 'class_maps', 'minmax', 'refine_scores', 'labels_from_scores', 'pseudo_mask']
+__all__ = ['class_token_indices', 'class_maps', 'minmax', 'refine_scores', 'labels_from_scores', 'pseudo_mask',
+           'reads_self_attention', 'label_maps_from_taps']
 
 # %% ../nbs/30_mask_refinement.ipynb #c3b18daf
 def class_token_indices(tokenizer, classes: list, prompt: str | None = None) -> list:
@@ -78,3 +79,19 @@ def pseudo_mask(cross: torch.Tensor, self_attn: torch.Tensor | None, token_indic
     if len(token_indices) > 254: raise ValueError(f"{len(token_indices)} classes do not fit a uint8 mask (max 254)")
     sc = refine_scores(class_maps(cross, token_indices), self_attn, size, g.refine_power, g.upsample_mode)
     return labels_from_scores(sc, g.fg_threshold, g.bg_threshold), sc
+
+def reads_self_attention(g) -> bool:
+    "Does the refinement of settings `g` read self-attention (`self_res` > 0 and `refine_power` > 0)?"
+    return g.self_res > 0 and g.refine_power > 0
+
+def label_maps_from_taps(taps, tokenizer, classes_per_item: list, size: int, g) -> torch.Tensor:
+    """Pseudo masks (B, size, size) uint8 of a batch from its tapped maps (`glass.hooks.AttentionTaps`): item b's
+    classes `classes_per_item[b]` are found in its class prompt, then `pseudo_mask` with settings `g`."""
+    from glass.prompts import class_prompt, class_words
+    ca = taps.cross_attention(g.cross_res)
+    sa = taps.self_attention(g.self_res) if reads_self_attention(g) else None
+    out = []
+    for b, classes in enumerate(classes_per_item):
+        idx = class_token_indices(tokenizer, class_words(classes), class_prompt(classes)) if classes else []
+        out.append(pseudo_mask(ca[b], None if sa is None else sa[b], idx, size, g)[0])
+    return torch.stack(out)

@@ -2,18 +2,20 @@
 import json
 from pathlib import Path
 import pytest
-from glass import toy, demo
+from glass.metrics import DISCOVERY_KEYS
+from glass.io import asset_path
+from glass.toy import demo, model as toy_model
 
-KEYS = {"mbo_i", "mbo_c", "miou", "corloc", "detrate"}
+KEYS = set(DISCOVERY_KEYS)
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "run"
     model = None
-    if not toy.has_toy_model():   # no shipped checkpoint: a short pretraining (the numbers then say little)
+    if not toy_model.has_toy_model():   # no shipped checkpoint: a short pretraining (the numbers then say little)
         model = tmp_path_factory.mktemp("toy") / "toy-sd"
-        toy.pretrain(model, steps=150, n_scenes=2000, vae_steps=150, progress=False)
+        toy_model.pretrain(model, steps=150, n_scenes=2000, vae_steps=150, progress=False)
     args = ["--quick", "--out", str(out), "--no-progress"] + (["--model", str(model)] if model else [])
     assert demo.main(args) is None                       # a console script: the exit status stays 0
     return out, json.loads((out / "metrics.json").read_text())
@@ -63,7 +65,7 @@ def test_rerun_resumes_and_other_settings_need_fresh(quick):
 
 def _model_args(out):
     s = json.loads((Path(out) / "demo_settings.json").read_text())
-    return [] if Path(s["model"]) == toy.toy_model_path() else ["--model", s["model"]]
+    return [] if Path(s["model"]) == Path(asset_path("toy-sd")) else ["--model", s["model"]]
 
 
 def test_help_documents_every_option(capsys):

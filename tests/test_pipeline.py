@@ -42,7 +42,7 @@ def tiny_sets(tiny):
 
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory):
-    "A six-image VOC tree: glass.data's two images and four shifted copies (with their maps)."
+    "A six-image VOC tree: glass.testing's two images and four shifted copies (with their maps)."
     from PIL import Image
     root = tmp_path_factory.mktemp("pipeline")
     base = write_tiny_voc(root / "voc") / "VOCdevkit" / "VOC2012"
