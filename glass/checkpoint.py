@@ -10,6 +10,7 @@ import numpy as np
 from .config import GlassConfig, preset, apply_overrides, parse_overrides, load_config, save_config
 from .core import command
 from .config import check_overrides
+import errno
 
 # %% auto #0
 __all__ = ['CKPT_RE', 'CHECKPOINT_LAYOUT', 'RELEASE_NAMES', 'RELEASE_BUFFERS', 'GRID_PERMUTATION', 'RELEASE_WEIGHTS',
@@ -156,8 +157,11 @@ def write_checkpoint(acc, out, step: int, state: dict, model, opt, sched, cfg: G
             if acc.scaler is not None: torch.save(acc.scaler.state_dict(), tmp / "scaler.pt")
             save_config(cfg, tmp / "config.json")
             commit_checkpoint(tmp, {**state, "step": step}, keep=keep)
-        except BaseException:                            # e.g. a full disk: leave no half checkpoint behind
-            shutil.rmtree(tmp, ignore_errors=True); raise
+        except BaseException as e:                       # e.g. a full disk: leave no half checkpoint behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, RuntimeError) and shutil.disk_usage(tmp.parent).free < (1 << 20):   # torch.save's own words for it
+                raise OSError(errno.ENOSPC, "No space left on device", str(tmp)) from e
+            raise
     acc.wait_for_everyone()
     return Path(out) / "checkpoints" / checkpoint_name(step)
 

@@ -19,10 +19,16 @@ from .classes import class_words, labels_to_classes
 from .refine import label_maps_from_taps, reads_self_attention
 from .shards import shard_name, shard_ids, my_shards, write_manifest, write_shard, read_shard
 from .viz import overlay
+import hashlib
+from .config import flatten_config
+from .core import command
+from .outputs import folder_lock, remove_stale_temps
+from .shards import shard_header
 
 # %% auto #0
 __all__ = ['read_records', 'make_item', 'generate_images', 'to_train_resolution', 'encode_latents', 'generate_batch',
-           'check_config', 'contact_sheet', 'load_pipeline', 'generate', 'build_parser', 'config_from_args', 'main']
+           'item_settings', 'record_digest', 'existing_shard_problem', 'check_config', 'contact_sheet', 'load_pipeline',
+           'generate', 'build_parser', 'config_from_args', 'main']
 
 # %% ../nbs/35_generate.ipynb #c2d1389c
 def read_records(path, source: str = "caption", limit: int | None = None) -> list:
@@ -33,36 +39,39 @@ def read_records(path, source: str = "caption", limit: int | None = None) -> lis
     if not path.is_file(): raise FileNotFoundError(f"input file {path} does not exist (expected JSONL: one "
                                                    '{"id": ..., "caption": "..."} object per line)')
     if source not in ("caption", "labels"): raise ValueError(f"prompts.source must be 'caption' or 'labels'; got {source!r}")
+    try: text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"input file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}): "
+                         "pass a JSONL file, one {\"id\": ..., \"caption\": \"...\"} object per line") from None
     out, seen, empty = [], {}, []
-    with open(path, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            if limit is not None and len(out) >= limit: break
-            if not line.strip(): continue
-            where = f"{path}:{ln}"
-            try: r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); each line must be one object "
-                                 'like {"id": 0, "caption": "a dog on a couch"}') from None
-            if not isinstance(r, dict): raise ValueError(f"{where}: expected a JSON object, got {type(r).__name__}")
-            r.setdefault("id", len(out))
-            if isinstance(r["id"], bool) or not isinstance(r["id"], (int, str)):
-                raise ValueError(f"{where}: \"id\" must be an integer or a string; got {r['id']!r}")
-            if r["id"] in seen: raise ValueError(f"{where}: id {r['id']!r} repeats line {seen[r['id']]}; ids must be unique")
-            seen[r["id"]] = ln
-            cap = r.get("caption")
-            if cap is not None and not isinstance(cap, str): raise ValueError(f"{where}: \"caption\" must be a string")
-            if source == "caption" and cap is None:
-                raise ValueError(f"{where}: no \"caption\" (prompts.source=caption); caption the images with glass-caption, "
-                                 "or use ground-truth labels with --set prompts.source=labels")
-            if source == "caption" and not cap.strip():
-                empty.append(ln); continue
-            if source == "labels":
-                lab = r.get("labels")
-                if not isinstance(lab, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in lab):
-                    raise ValueError(f"{where}: \"labels\" must be a list of class names or ids (prompts.source=labels); got {lab!r}")
-                if not lab and not (cap or "").strip(): empty.append(ln); continue
-            r["line"] = ln
-            out.append(r)
+    for ln, line in enumerate(text.splitlines(), 1):
+        if limit is not None and len(out) >= limit: break
+        if not line.strip(): continue
+        where = f"{path}:{ln}"
+        try: r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); each line must be one object "
+                             'like {"id": 0, "caption": "a dog on a couch"}') from None
+        if not isinstance(r, dict): raise ValueError(f"{where}: expected a JSON object, got {type(r).__name__}")
+        r.setdefault("id", len(out))
+        if isinstance(r["id"], bool) or not isinstance(r["id"], (int, str)):
+            raise ValueError(f"{where}: \"id\" must be an integer or a string; got {r['id']!r}")
+        if r["id"] in seen: raise ValueError(f"{where}: id {r['id']!r} repeats line {seen[r['id']]}; ids must be unique")
+        seen[r["id"]] = ln
+        cap = r.get("caption")
+        if cap is not None and not isinstance(cap, str): raise ValueError(f"{where}: \"caption\" must be a string")
+        if source == "caption" and cap is None:
+            raise ValueError(f"{where}: no \"caption\" (prompts.source=caption); caption the images with glass-caption, "
+                             "or use ground-truth labels with --set prompts.source=labels")
+        if source == "caption" and not cap.strip():
+            empty.append(ln); continue
+        if source == "labels":
+            lab = r.get("labels")
+            if not isinstance(lab, list) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in lab):
+                raise ValueError(f"{where}: \"labels\" must be a list of class names or ids (prompts.source=labels); got {lab!r}")
+            if not lab and not (cap or "").strip(): empty.append(ln); continue
+        r["line"] = ln
+        out.append(r)
     what = "an empty caption" if source == "caption" else "no labels and no caption"
     if empty:
         warnings.warn(f"{path}: skipped {len(empty)} record(s) with {what} (line {', '.join(map(str, empty[:5]))}"
@@ -116,7 +125,34 @@ def generate_batch(pipe, items: list, g) -> dict:
 
 # %% ../nbs/35_generate.ipynb #5cc0f227
 _SAME_FIELDS = ("generate", "prompts", "decoder.model")
-_MAY_CHANGE = ("generate.batch_size",)          # a resumed run may use another batch size
+_MAY_CHANGE = ("generate.batch_size", "prompts.caption_batch_size")   # a resumed run may use other batch sizes
+
+def item_settings(cfg: GlassConfig) -> dict:
+    "The dotted settings that decide a folder's items (model, seed, sampler, steps, guidance, resolution, prompts, thresholds)."
+    return {k: v for k, v in flatten_config(cfg).items()
+            if any(k == f or k.startswith(f + ".") for f in _SAME_FIELDS) and k not in _MAY_CHANGE}
+
+def record_digest(rec: dict) -> str:
+    "A short digest of one input record (its JSON without the line number), to tell when an input file changed."
+    return hashlib.sha256(json.dumps({k: v for k, v in rec.items() if k != "line"}, sort_keys=True).encode()).hexdigest()[:16]
+
+def existing_shard_problem(path, want: list, settings: dict) -> str | None:
+    "Why shard `path` cannot be kept for the input records `want` under `settings` (None: keep it; 'missing': write it)."
+    try: hdr = shard_header(path)
+    except (FileNotFoundError, ValueError): return "missing"
+    have_ids, want_ids = [it["id"] for it in hdr["items"]], [r["id"] for r in want]
+    old = hdr["extra"].get("settings")
+    if old is not None and old != settings:
+        diff = [f"{k}: {old.get(k)!r} -> {settings.get(k)!r}" for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+        return f"{path} was generated with other settings ({'; '.join(diff)})"
+    n = max(len(have_ids), len(want))
+    pad = lambda xs: list(xs) + [None] * (n - len(xs))
+    digests = hdr["extra"].get("record_digests") or []
+    for j, (hid, r, d) in enumerate(zip(pad(have_ids), pad(want), pad(digests))):
+        if r is None or hid != r["id"] or (d is not None and d != record_digest(r)):
+            line = f"line {r['line']} holds id {r['id']!r}" if r else "the input has no record there"
+            return f"{path} item {j} was made from id {hid!r}, but the input changed: {line}"
+    return None
 
 def check_config(out, cfg: GlassConfig):
     "A resumed run must have the same generation settings as the one that started `out` (its config.json)."
@@ -125,6 +161,16 @@ def check_config(out, cfg: GlassConfig):
     diff = config_diff(load_config(p), cfg, fields=_SAME_FIELDS, ignore=_MAY_CHANGE)
     if diff: raise ValueError(f"{out} was generated with other settings ({'; '.join(diff)}); resume with the same "
                               f"settings (--config {p}) or write to a new --out folder")
+
+def _plan(out: Path, recs: list, cfg: GlassConfig, rank: int, world: int) -> tuple:
+    "The shards this process must write and how many complete ones it keeps; a shard from other settings or input is an error."
+    P, settings, todo, kept = cfg.generate.items_per_shard, item_settings(cfg), [], 0
+    for s in my_shards(len(recs), P, rank, world):
+        problem = existing_shard_problem(out/shard_name(s), recs[s * P:(s + 1) * P], settings)
+        if problem == "missing": todo.append(s)
+        elif problem is None: kept += 1
+        else: raise ValueError(f"{problem}; resume with the same settings and input, or write to a new --out folder")
+    return todo, kept
 
 # %% ../nbs/35_generate.ipynb #7de9d1f5
 def contact_sheet(out, n: int = 16, cols: int = 4, path=None) -> Path:
@@ -166,38 +212,38 @@ def generate(cfg: GlassConfig, input, out, pipe=None, limit: int | None = None, 
              sheet: int = 16, cpu: bool = False) -> dict:
     "Write the shards of JSONL `input` into folder `out` (resumable; shards split between accelerate processes)."
     from tqdm.auto import tqdm
-    g, out = cfg.generate, Path(out)
-    if g.items_per_shard < 1 or g.batch_size < 1: raise ValueError("generate.items_per_shard and generate.batch_size must be >= 1")
+    out = Path(out)
     recs = read_records(input, cfg.prompts.source, limit)
-    check_config(out, cfg)
+    items = [make_item(r, i, cfg) for i, r in enumerate(recs)]      # every record checked before anything is generated
     st = _state(cpu)
+    with folder_lock(out, "glass-generate"):
+        return _generate_locked(cfg, recs, items, out, st, pipe, progress, sheet)
+
+def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, pipe, progress: bool, sheet: int) -> dict:
+    "The body of `generate`, run while this job holds the output folder's lock."
+    from tqdm.auto import tqdm
+    g = cfg.generate
+    check_config(out, cfg)
     rank, world = st.process_index, st.num_processes
     if st.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        for tmp in out.glob(".*.tmp"): tmp.unlink(missing_ok=True)   # left by a killed run
+        remove_stale_temps(out)                                       # never a live writer's file
         if not (out/"config.json").exists(): save_config(cfg, out/"config.json")
     st.wait_for_everyone()
     N, P = len(recs), g.items_per_shard
-    todo, skipped = [], 0
-    for s in my_shards(N, P, rank, world):
-        want = [r["id"] for r in recs[s * P:(s + 1) * P]]
-        have = shard_ids(out/shard_name(s))
-        if have is None: todo.append(s)
-        elif have == want: skipped += 1
-        else: raise ValueError(f"{out/shard_name(s)} holds items {have[:4]}... but the input's items for it are "
-                               f"{want[:4]}...: the input file changed; write to a new --out folder")
+    todo, skipped = _plan(out, recs, cfg, rank, world)
     if todo and pipe is None: pipe = load_pipeline(cfg, st.device)
     n_todo = sum(len(recs[s * P:(s + 1) * P]) for s in todo)
     bar = tqdm(total=n_todo, unit="item", desc=f"glass-generate {rank + 1}/{world}", disable=not progress,
                dynamic_ncols=True, position=rank)
     t0 = time.perf_counter()
+    settings = item_settings(cfg)
     for s in todo:
-        items = [make_item(r, s * P + j, cfg) for j, r in enumerate(recs[s * P:(s + 1) * P])]
-        parts = []
-        for b in range(0, len(items), g.batch_size):
-            parts.append(generate_batch(pipe, items[b:b + g.batch_size], g)); bar.update(len(parts[-1]["masks"]))
+        shard_items, parts = items[s * P:(s + 1) * P], []
+        for b in range(0, len(shard_items), g.batch_size):
+            parts.append(generate_batch(pipe, shard_items[b:b + g.batch_size], g)); bar.update(len(parts[-1]["masks"]))
         tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        write_shard(out/shard_name(s), tensors, items, {"rank": rank, "num_processes": world, "shard": s})
+        write_shard(out/shard_name(s), tensors, shard_items, {"rank": rank, "num_processes": world, "shard": s, "settings": settings,
+                    "record_digests": [record_digest(r) for r in recs[s * P:(s + 1) * P]]})
     bar.close()
     secs = time.perf_counter() - t0
     st.wait_for_everyone()
@@ -205,7 +251,7 @@ def generate(cfg: GlassConfig, input, out, pipe=None, limit: int | None = None, 
                "shards_skipped": skipped, "items_written": n_todo, "seconds": secs,
                "items_per_s": n_todo / secs if n_todo and secs > 0 else None}
     if st.is_main_process:
-        man = write_manifest(out, N, P)
+        man = write_manifest(out, N, P, settings)
         summary["complete"] = man["complete"]
         if sheet and man["shards"]: summary["contact_sheet"] = str(contact_sheet(out, sheet))
     return summary
@@ -258,6 +304,7 @@ def config_from_args(a, parser=None) -> GlassConfig:
     "The configuration from parsed `glass-generate` arguments (preset or --config, options, then --set)."
     return config.config_from_args(a, parser, extra={f: getattr(a, k) for k, f in _ARG_FIELDS.items()})
 
+@command("glass-generate")
 def main(argv=None) -> None:
     "Entry point of `glass-generate` (and `accelerate launch -m glass.generate`). Returns None: a console script's return value is its exit status."
     p = build_parser()
@@ -265,13 +312,12 @@ def main(argv=None) -> None:
     cfg = config_from_args(a, p)
     try:
         with warnings.catch_warnings():                                # generate() warns about skipped records
-            warnings.simplefilter("ignore"); read_records(a.input, cfg.prompts.source, a.limit)   # fail fast on bad input
+            warnings.simplefilter("ignore")
+            recs = read_records(a.input, cfg.prompts.source, a.limit)   # fail fast on bad input, every record
+            for i, r in enumerate(recs): make_item(r, i, cfg)
     except (FileNotFoundError, KeyError, ValueError) as e:
         p.error(str(e.args[0] if e.args else e))
-    try:
-        s = generate(cfg, a.input, a.out, limit=a.limit, progress=not a.no_progress, sheet=a.contact_sheet, cpu=a.cpu)
-    except (FileNotFoundError, OSError, ValueError) as e:
-        print(f"glass-generate: error: {e}", file=sys.stderr); sys.exit(1)
+    s = generate(cfg, a.input, a.out, limit=a.limit, progress=not a.no_progress, sheet=a.contact_sheet, cpu=a.cpu)
     if "complete" in s:
         print(f"glass-generate: {s['num_items']} items in {a.out} ({'complete' if s['complete'] else 'incomplete'}); "
               f"process {s['rank'] + 1}/{s['num_processes']} wrote {s['shards_written']} shards, "

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json, re, warnings
 from pathlib import Path
 from .io import atomic_path, atomic_write_text
+import hashlib
 
 # %% auto #0
 __all__ = ['SHARD_RE', 'write_shard', 'read_shard', 'shard_header', 'list_shards', 'check_shard', 'shard_name', 'shard_ids',
-           'my_shards', 'write_manifest']
+           'my_shards', 'file_sha256', 'settings_sha256', 'write_manifest', 'verify_shards']
 
 # %% ../nbs/02_shards.ipynb #8885d11f
 def write_shard(path, tensors: dict, items: list, extra: dict | None = None) -> Path:
@@ -147,16 +148,43 @@ def my_shards(num_items: int, items_per_shard: int, rank: int = 0, world: int = 
     "Shard indices handled by process `rank` of `world`: shard s goes to process s % world."
     return list(range(rank, -(-num_items // items_per_shard), world))
 
-def write_manifest(out, num_items: int, items_per_shard: int) -> dict:
-    "Scan `out` for the expected shards and write manifest.json atomically: files, item counts, completeness."
+def file_sha256(path) -> str:
+    "SHA-256 of a file's bytes, read in 1 MiB blocks."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
+def settings_sha256(settings: dict) -> str:
+    "A digest of the settings that decide a folder's items (sorted JSON)."
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+def write_manifest(out, num_items: int, items_per_shard: int, settings: dict | None = None) -> dict:
+    "Scan `out` for the expected shards and write manifest.json atomically: files, item counts, SHA-256s, the settings, completeness."
     out, n = Path(out), -(-num_items // items_per_shard)
     shards, missing = [], []
     for s in range(n):
         ids = shard_ids(out/shard_name(s))
         if ids is None: missing.append(shard_name(s))
-        else: shards.append({"file": shard_name(s), "items": len(ids)})
+        else: shards.append({"file": shard_name(s), "items": len(ids), "sha256": file_sha256(out/shard_name(s))})
     man = {"format": "glass-shards-1", "num_items": num_items, "items_per_shard": items_per_shard,
            "complete": not missing, "missing": missing, "shards": shards}
+    if settings is not None: man.update(settings=settings, settings_sha256=settings_sha256(settings))
     atomic_write_text(out/"manifest.json", json.dumps(man, indent=1))
     return man
 
+
+# %% ../nbs/02_shards.ipynb #114b79dd
+def verify_shards(folder) -> list:
+    "Problems (one line each) of the shards in `folder` whose SHA-256 is not the one its manifest recorded."
+    folder = Path(folder); man = folder/"manifest.json"
+    if not man.exists(): return [f"{man} does not exist: nothing to verify against (rerun glass-generate to write it)"]
+    try: entries = json.loads(man.read_text())["shards"]
+    except (ValueError, KeyError, TypeError) as e: return [f"{man} is not a glass manifest ({e})"]
+    out = []
+    for e in entries:
+        p = folder/e["file"]
+        if "sha256" not in e: out.append(f"{man}: no SHA-256 recorded for {e['file']} (written by an older glass)")
+        elif not p.exists(): out.append(f"{p} is missing")
+        elif file_sha256(p) != e["sha256"]: out.append(f"{p}: its bytes changed since it was written (SHA-256 differs from {man.name}); regenerate it")
+    return out

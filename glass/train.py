@@ -16,6 +16,7 @@ from .checkpoint import checkpoint_name, list_checkpoints, set_rng_state, find_r
 from .core import command
 from .io import read_jsonl
 from .outputs import folder_lock, remove_stale_temps
+from .shards import verify_shards
 
 # %% auto #0
 __all__ = ['epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'read_log', 'plot_log', 'latest_figure',
@@ -474,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the data order, noise and initialisation (train.seed)")
     p.add_argument("--log-with", default="tensorboard", choices=["tensorboard", "none"], help="experiment tracker (default tensorboard, in OUT/tb)")
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when a GPU is present")
+    p.add_argument("--verify-data", action="store_true", help="first check every shard's SHA-256 against the data's manifest.json")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels and math attention (slower): a resumed run then matches an uninterrupted one bit for bit on "
                         "a GPU too; without it, GPU atomics make any two runs differ slightly (on a CPU runs are always exact)")
@@ -502,6 +504,9 @@ def main(argv=None) -> None:
         check_data(a.data)
     except (FileNotFoundError, NotADirectoryError, KeyError, ValueError) as e:
         p.error(str(e.args[0] if e.args else e))
+    if a.resume and a.overwrite: p.error("--resume and --overwrite exclude each other: continue the run, or start it again")
+    if a.verify_data and (problems := verify_shards(a.data)):
+        raise ValueError(f"{len(problems)} shard file(s) failed verification: {problems[0]}")
     out = Path(a.out or Path(cfg.out_dir) / cfg.name)
     s = train(cfg, a.data, out, resume=a.resume, max_steps=a.max_steps, progress=not a.no_progress,
               log_with=a.log_with, cpu=a.cpu, deterministic=a.deterministic, overwrite=a.overwrite)

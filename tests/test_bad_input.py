@@ -332,3 +332,117 @@ def test_import_release_missing_folder(tmp_path):
 def test_import_release_folder_without_weights(tmp_path):
     (tmp_path / "rel").mkdir(); (tmp_path / "rel" / "config.json").write_text("{}")
     refused("glass-import-release", [tmp_path / "rel", "--out", tmp_path / "run"], 1, "rel")
+
+
+# ---------------------------------------------------------------- generation
+CAPS = ["a dog next to a red car", "a cat on a chair", "a man and a dog on the road", "a bus on the street"]
+SMALL = {"generate.resolution": 128, "generate.steps": 2, "generate.cross_res": 8, "generate.self_res": 16,
+         "generate.train_resolution": 64, "generate.items_per_shard": 2, "generate.batch_size": 2, "generate.precision": "fp32"}
+
+
+def records(path, n, caption=lambda i: CAPS[i % len(CAPS)]):
+    path.write_text("".join(json.dumps({"id": i, "caption": caption(i)}) + "\n" for i in range(n)))
+    return path
+
+
+def gen_argv(tiny, inp, out, *more):
+    sets = [f"{k}={v}" for k, v in {**SMALL, "decoder.model": str(tiny["sd"])}.items()]
+    return ["--input", inp, "--out", out, "--no-progress", "--cpu", "--contact-sheet", "0", "--set", *sets, *more]
+
+
+def ids_in(folder):
+    from glass.shards import read_shard
+    return [it["id"] for f in sorted(Path(folder).glob("shard-*.safetensors")) for it in read_shard(f, keys=["masks"])[1]]
+
+
+def test_generate_binary_input(tiny, tmp_path):
+    (tmp_path / "in.jsonl").write_bytes(bytes(range(256)) * 4)
+    refused("glass-generate", gen_argv(tiny, tmp_path / "in.jsonl", tmp_path / "out"), 2, "in.jsonl", "not UTF-8")
+
+
+def test_generate_checks_every_label_before_generating(tiny, tmp_path):
+    lines = [json.dumps({"id": i, "labels": ["dog"]}) for i in range(100)]
+    lines[94] = json.dumps({"id": 94, "labels": ["unicorn"]})
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    t0 = time.time()
+    refused("glass-generate", gen_argv(tiny, tmp_path / "in.jsonl", tmp_path / "out", "prompts.source=labels", "prompts.vocab=voc"),
+            2, "line 95", "unicorn")
+    assert not list((tmp_path / "out").glob("shard-*")) and time.time() - t0 < 30
+
+
+def test_generate_missing_model_folder(tmp_path):
+    inp = records(tmp_path / "in.jsonl", 2)
+    refused("glass-generate", ["--input", inp, "--out", tmp_path / "out", "--cpu", "--no-progress",
+                               "--set", "decoder.model=/nonexistent/sd"], 1, "/nonexistent/sd")
+
+
+def test_generate_into_a_read_only_folder(tiny, tmp_path):
+    inp = records(tmp_path / "in.jsonl", 2)
+    with mounted(tmp_path / "ro", "ro,size=1m") as ro:
+        refused("glass-generate", gen_argv(tiny, inp, ro / "out"), 1, "read-only")
+
+
+def test_generate_on_a_full_disk_keeps_complete_shards(tiny, tmp_path):
+    inp = records(tmp_path / "in.jsonl", 40)
+    with mounted(tmp_path / "small", "size=160k") as small:
+        refused("glass-generate", gen_argv(tiny, inp, small / "out"), 1, "disk is full")
+        left = sorted(small.joinpath("out").glob("*"))
+        assert not [p for p in left if p.name.endswith(".tmp")], left          # no half-written file
+        from glass.shards import read_shard
+        for p in small.joinpath("out").glob("shard-*.safetensors"): read_shard(p)   # what is there is complete
+
+
+def test_generate_resume_with_changed_input_names_the_first_difference(tiny, tmp_path):
+    inp, out = records(tmp_path / "in.jsonl", 6), tmp_path / "out"
+    assert run("glass-generate", *gen_argv(tiny, inp, out))[0] == 0
+    before = snapshot(out)
+    records(inp, 6, caption=lambda i: "a horse" if i == 3 else CAPS[i % len(CAPS)])
+    refused("glass-generate", gen_argv(tiny, inp, out), 1, "shard-000001.safetensors", "item 1", "line 4 holds id 3")
+    assert snapshot(out) == before
+
+
+def test_generate_resume_with_other_settings_lists_them(tiny, tmp_path):
+    inp, out = records(tmp_path / "in.jsonl", 4), tmp_path / "out"
+    assert run("glass-generate", *gen_argv(tiny, inp, out))[0] == 0
+    (out / "config.json").unlink()                                        # even without the settings file
+    before = snapshot(out)
+    refused("glass-generate", gen_argv(tiny, inp, out, "generate.seed=1000"), 1, "generate.seed: 0 -> 1000")
+    assert snapshot(out) == before
+
+
+def test_two_generations_into_one_folder(tiny, tmp_path):
+    inp, out = records(tmp_path / "in.jsonl", 24), tmp_path / "out"
+    cmd = lambda seed: [sys.executable, "-m", "glass.generate", *map(str, gen_argv(tiny, inp, out, f"generate.seed={seed}"))]
+    first = subprocess.Popen(cmd(0), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.time()
+        while not (out / ".glass-lock.json").exists():
+            assert first.poll() is None and time.time() - t0 < 120, "the first generation never took its lock"
+            time.sleep(0.05)
+        t1 = time.time()
+        second = subprocess.run(cmd(1000), env=ENV, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and "in use by glass-generate" in second.stderr, second.stderr[-2000:]
+        assert time.time() - t1 < 60 and "Traceback" not in second.stderr
+    finally:
+        first.wait(timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    from glass.shards import shard_header
+    seeds = {shard_header(p)["extra"]["settings"]["generate.seed"] for p in out.glob("shard-*.safetensors")}
+    assert seeds == {0} and ids_in(out) == list(range(24)) and json.loads((out / "config.json").read_text())["generate"]["seed"] == 0
+
+
+def test_zeroed_bytes_in_a_shard_are_found(train_setup, tmp_path):
+    from glass.shards import write_manifest
+    data = shards(tmp_path)
+    write_manifest(data, 6, 4)                                            # with SHA-256s
+    p = data / "shard-000000.safetensors"; b = bytearray(p.read_bytes()); b[-64:] = bytes(64); p.write_bytes(bytes(b))
+    refused("glass-train", train_argv(train_setup, data, tmp_path / "run", "--verify-data"), 1, "shard-000000.safetensors", "SHA-256")
+
+
+# ---------------------------------------------------------------- the toy world's saved split
+def test_eval_a_truncated_toy_split(checkpoint_run, tmp_path):
+    from glass.toy.world import render_split, save_split
+    folder = tmp_path / "world"; save_split(render_split("val", 8, seed=0), folder)
+    npz = next(folder.glob("*.npz")); npz.write_bytes(npz.read_bytes()[:500])
+    refused("glass-eval", ["--checkpoint", checkpoint_run, "--dataset", "toy", "--data", folder, "--out", tmp_path / "e",
+                           "--no-progress", "--figures", "0"], 1, npz.name)

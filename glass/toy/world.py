@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from ..io import atomic_path, atomic_write_text
+import zipfile
 
 # %% auto #0
 __all__ = ['CLASSES', 'HUES', 'NUMBER_WORDS', 'SPLITS', 'Scene', 'shape_mask', 'render_scene', 'caption', 'ToySplit',
@@ -147,8 +148,12 @@ def load_split(folder, split: str = "val") -> ToySplit:
     for p in (npz, jl):
         if not p.exists(): raise FileNotFoundError(f"{p} does not exist: write the toy split with glass.toy.world.save_split "
                                                    f"(or omit the folder to render it from the seed)")
-    a = np.load(npz)
-    recs = [json.loads(l) for l in jl.read_text().splitlines() if l.strip()]
+    try:
+        with np.load(npz) as z: a = {k: z[k] for k in ("images", "instance", "classes")}
+        recs = [json.loads(l) for l in jl.read_text().splitlines() if l.strip()]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{folder}: {npz.name} or {jl.name} is unreadable or truncated ({type(e).__name__}: {e}); "
+                         "write the split again (glass-demo writes it into <out>/world)") from None
     if len(recs) != len(a["images"]): raise ValueError(f"{folder}: {len(a['images'])} scenes in {npz.name} but {len(recs)} records in {jl.name}")
     return ToySplit(name, a["images"], a["instance"], a["classes"], recs)
 
