@@ -22,8 +22,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 def job_id() -> str | None:
-    "The id shared by the processes of one launched job (torchrun / accelerate launch), None for a lone process."
-    return os.environ.get("TORCHELASTIC_RUN_ID") or None
+    "The id shared by the processes of one launched job (torchrun / accelerate launch, a rendezvous address, Slurm), None for a lone process."
+    env = os.environ
+    if env.get("TORCHELASTIC_RUN_ID"): return env["TORCHELASTIC_RUN_ID"]
+    if int(env.get("WORLD_SIZE", "1") or 1) > 1 and env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
+        return f"rendezvous {env['MASTER_ADDR']}:{env['MASTER_PORT']}"
+    if env.get("SLURM_JOB_ID") and int(env.get("SLURM_NTASKS", "1") or 1) > 1:
+        return f"slurm {env['SLURM_JOB_ID']}.{env.get('SLURM_STEP_ID', '0')}"
+    return None
 
 # %% ../nbs/07_outputs.ipynb #6142d8dd
 class FolderInUse(RuntimeError):

@@ -15,8 +15,9 @@ from .shards import write_shard
 from .tokenizers import DEFAULT_WORDS, build_clip_tokenizer, build_gpt2_tokenizer
 
 # %% auto #0
-__all__ = ['tiny_unet_config', 'tiny_sd_pipeline', 'tiny_dinov2', 'tiny_blip2', 'sd21_unet_config', 'sd21_pipeline',
-           'dinov2_base', 'tiny_models', 'tiny_config', 'write_test_shards', 'write_tiny_voc', 'write_tiny_coco']
+__all__ = ['TAGGED_CAPTIONS', 'tiny_unet_config', 'tiny_sd_pipeline', 'tiny_dinov2', 'tiny_blip2', 'sd21_unet_config',
+           'sd21_pipeline', 'dinov2_base', 'tiny_models', 'tiny_config', 'write_test_shards', 'write_tiny_voc',
+           'write_tiny_coco', 'tiny_nltk_tagger']
 
 # %% ../nbs/05_testing.ipynb #42b69f28
 def tiny_unet_config(cross_attention_dim: int = 32, sample_size: int = 16) -> dict:
@@ -216,4 +217,23 @@ def write_tiny_coco(root) -> Path:
     js = dict(images=[dict(id=1, file_name=f"{1:012d}.jpg", height=30, width=40), dict(id=2, file_name=f"{2:012d}.jpg", height=20, width=20)],
               annotations=anns, categories=[dict(id=1, name="person"), dict(id=3, name="car"), dict(id=18, name="dog")])
     (root/"annotations"/"instances_val2017.json").write_text(json.dumps(js))
+    return root
+
+# %% ../nbs/05_testing.ipynb #1ff1f037
+TAGGED_CAPTIONS = [
+    "a/DT woman/NN running/VBG down/IN a/DT road/NN with/IN a/DT dog/NN",
+    "two/CD cats/NNS sleeping/VBG on/IN a/DT couch/NN next/JJ to/TO a/DT laptop/NN",
+    "a/DT man/NN holding/VBG a/DT hot/JJ dog/NN", "a/DT man/NN playing/VBG tennis/NN with/IN a/DT tennis/NN racket/NN",
+    "an/DT airplane/NN flying/VBG over/IN a/DT boat/NN", "a/DT man/NN trying/VBG to/TO train/VB his/PRP$ dog/NN",
+    "a/DT train/NN at/IN a/DT station/NN", "an/DT orange/JJ cat/NN on/IN a/DT chair/NN"]
+
+def tiny_nltk_tagger(root, sentences=TAGGED_CAPTIONS, iterations: int = 10) -> Path:
+    "Train NLTK's `PerceptronTagger` on hand-tagged `sentences` and save it as `root/taggers/averaged_perceptron_tagger_eng`; returns `root`."
+    import nltk
+    from nltk.tag.perceptron import PerceptronTagger
+    root = Path(root); loc = root/"taggers"/"averaged_perceptron_tagger_eng"; loc.mkdir(parents=True, exist_ok=True)
+    if str(root) not in nltk.data.path: nltk.data.path.insert(0, str(root))     # NLTK writes only below its data path
+    tagger = PerceptronTagger(load=False)
+    tagger.train([[tuple(w.rsplit("/", 1)) for w in s.split()] for s in sentences], nr_iter=iterations)
+    tagger.save_to_json(lang="eng", loc=str(loc))
     return root
