@@ -15,8 +15,8 @@ import errno
 # %% auto #0
 __all__ = ['CKPT_RE', 'CHECKPOINT_LAYOUT', 'RELEASE_NAMES', 'RELEASE_BUFFERS', 'GRID_PERMUTATION', 'RELEASE_WEIGHTS',
            'checkpoint_name', 'list_checkpoints', 'begin_checkpoint', 'commit_checkpoint', 'verify_checkpoint',
-           'rng_state', 'set_rng_state', 'read_checkpoint', 'find_resumable', 'write_checkpoint', 'find_checkpoint',
-           'checkpoint_config', 'load_checkpoint', 'release_shapes', 'convert_release_state_dict',
+           'rng_state', 'set_rng_state', 'read_checkpoint', 'find_resumable', 'weights_sha256', 'write_checkpoint',
+           'find_checkpoint', 'checkpoint_config', 'load_checkpoint', 'release_shapes', 'convert_release_state_dict',
            'read_release_folder', 'import_release', 'build_release_parser', 'main']
 
 # %% ../nbs/65_checkpoint.ipynb #b37873bc
@@ -139,6 +139,21 @@ def find_resumable(out, rank: int = 0, log=print):
     if cks: raise RuntimeError(f"no usable checkpoint under {Path(out) / 'checkpoints'}: " + "; ".join(errors))
     return None, None
 
+def weights_sha256(model) -> str:
+    "SHA-256 of a model's trainable tensors (names and bytes, in name order)."
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in sorted(model.trainable_state_dict().items()):
+        h.update(k.encode()); h.update(v.detach().cpu().contiguous().float().numpy().tobytes())
+    return h.hexdigest()
+
+def _rank_digests(acc, model) -> list:
+    "The weights' SHA-256 of every process, in rank order (one entry without DDP)."
+    d = weights_sha256(model)
+    if acc.num_processes == 1: return [d]
+    from accelerate.utils import gather_object
+    return gather_object([d])
+
 def write_checkpoint(acc, out, step: int, state: dict, model, opt, sched, cfg: GlassConfig, keep: int | None) -> Path:
     "Write the checkpoint of `step` atomically: each process its RNG state, the main process the rest, then commit."
     import torch
@@ -147,6 +162,7 @@ def write_checkpoint(acc, out, step: int, state: dict, model, opt, sched, cfg: G
     if acc.is_main_process: begin_checkpoint(out, step)
     acc.wait_for_everyone()
     torch.save(rng_state(), tmp / f"rng-{acc.process_index}.pt")
+    digests = _rank_digests(acc, model)                   # every process's weights: DDP replicas must agree
     acc.wait_for_everyone()
     if acc.is_main_process:
         try:
@@ -156,7 +172,7 @@ def write_checkpoint(acc, out, step: int, state: dict, model, opt, sched, cfg: G
             torch.save(sched.state_dict(), tmp / "scheduler.pt")
             if acc.scaler is not None: torch.save(acc.scaler.state_dict(), tmp / "scaler.pt")
             save_config(cfg, tmp / "config.json")
-            commit_checkpoint(tmp, {**state, "step": step}, keep=keep)
+            commit_checkpoint(tmp, {**state, "step": step, "weights_sha256": digests}, keep=keep)
         except BaseException as e:                       # e.g. a full disk: leave no half checkpoint behind
             shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(e, RuntimeError) and shutil.disk_usage(tmp.parent).free < (1 << 20):   # torch.save's own words for it

@@ -160,7 +160,7 @@ def test_bad_config_field_fails_at_once(setup):
 
 
 def test_ddp_two_processes(setup):
-    "Two CPU processes (gloo): each takes its share of every global batch; each saves its own RNG state."
+    "Two CPU processes (gloo): each takes its disjoint share of every global batch (the sampler's test in nbs/80_train), saves its own RNG state, and ends with the same weights."
     out = setup["dir"] / "ddp"
     cfgf = setup["dir"] / "cfg-ddp.json"; save_config(setup["cfg"], cfgf)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "glass.train",
@@ -171,6 +171,12 @@ def test_ddp_two_processes(setup):
     ck = out / "checkpoints" / checkpoint_name(3)
     state = json.loads((ck / "state.json").read_text())
     assert state["world_size"] == 2 and state["position"] == 3 * 2 * 2
+    assert len(state["weights_sha256"]) == 2 and len(set(state["weights_sha256"])) == 1   # both replicas end identical
+    from safetensors.torch import load_file
+    from glass.model import GLASS
+    m = GLASS(setup["cfg"], device="cpu"); m.load_trainable_state_dict(load_file(str(ck / "model.safetensors")))
+    from glass.checkpoint import weights_sha256
+    assert weights_sha256(m) == state["weights_sha256"][0]                           # and equal the saved weights
     assert (ck / "rng-0.pt").exists() and (ck / "rng-1.pt").exists()
     assert r.stdout.count("glass-train: step 3") == 1                                # the main process reports
 
