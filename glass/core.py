@@ -53,6 +53,8 @@ def error_message(e: BaseException) -> str:
         return f"{_OS_HINTS[e.errno]}{where}"
     if isinstance(e, OSError) and e.filename and e.strerror:
         return f"{e.strerror}: {e.filename}"
+    if "No space left on device" in str(e):                       # a library's own wrapping of ENOSPC (safetensors, torch)
+        return f"{_OS_HINTS[errno.ENOSPC]} ({type(e).__name__}: {e})"
     text = e.args[0] if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str) else str(e)
     known = (ValueError, KeyError, OSError, RuntimeError)
     return text if text and isinstance(e, known) else f"{type(e).__name__}: {text or 'no message'} (rerun with --debug for the traceback)"

@@ -225,12 +225,12 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
     g = cfg.generate
     check_config(out, cfg)
     rank, world = st.process_index, st.num_processes
+    N, P = len(recs), g.items_per_shard
+    todo, skipped = _plan(out, recs, cfg, rank, world)                # refuses other settings or input before writing
     if st.is_main_process:
         remove_stale_temps(out)                                       # never a live writer's file
         if not (out/"config.json").exists(): save_config(cfg, out/"config.json")
     st.wait_for_everyone()
-    N, P = len(recs), g.items_per_shard
-    todo, skipped = _plan(out, recs, cfg, rank, world)
     if todo and pipe is None: pipe = load_pipeline(cfg, st.device)
     n_todo = sum(len(recs[s * P:(s + 1) * P]) for s in todo)
     bar = tqdm(total=n_todo, unit="item", desc=f"glass-generate {rank + 1}/{world}", disable=not progress,

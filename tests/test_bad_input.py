@@ -20,14 +20,14 @@ MAINS = {"glass-caption": glass.captions.main, "glass-cache-features": glass.fea
 
 
 def run(cmd: str, *argv) -> tuple:
-    "Run command `cmd` in-process: (exit status, the error lines it printed, everything it printed on stderr)."
+    "Run command `cmd` in-process: (exit status, the error lines it printed on stderr, everything it printed)."
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try: MAINS[cmd]([str(a) for a in argv]); code = 0
         except SystemExit as e: code = e.code
     text = err.getvalue()
-    return code, [l for l in text.splitlines() if "error:" in l], text
+    return code, [l for l in text.splitlines() if "error:" in l], text + out.getvalue()
 
 
 def refused(cmd: str, argv: list, code: int, *needles) -> str:
