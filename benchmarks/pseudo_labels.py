@@ -116,26 +116,44 @@ def choose_fast(rows: list, ref: dict, tolerance: float = 0.02, min_saving: floa
 
 
 def plot(result: dict, path: Path):
+    "Object and class mIoU against UNet evaluations per item: a colour per sampler, a marker and line style per tap choice."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from glass.viz import save_figure
-    rows, marks = result["rows"], {"all": "o", "every:2": "s"}
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    rows, ref = result["rows"], result["reference"]
+    samplers = list(dict.fromkeys(r["sampler"] for r in rows))
+    taps = {"all": ("o", "-", "all steps"), "every:2": ("s", "--", "every 2nd step"), "last": ("^", ":", "last quarter")}
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, key in enumerate(("object_miou", "class_miou")):
-        for s in dict.fromkeys(r["sampler"] for r in rows):
-            for t in ("all", "every:2", "last"):
-                pts = sorted((r["unet_evals"], r[key]) for r in rows if r["sampler"] == s and (r["tap_steps"] == t or t == "last" and r["tap_steps"].startswith("last")))
-                if pts: ax[k].plot(*zip(*pts), marker=marks.get(t, "^"), ms=4, lw=1, ls="-" if t == "all" else ":",
-                                   label=f"{s}, taps {t if t != 'last' else 'last quarter'}")
-        ref = result["reference"]
-        ax[k].axhline(ref[key], color="k", lw=0.6); ax[k].axhspan(ref[key] - 0.02, ref[key], color="k", alpha=0.06)
+        for i, smp in enumerate(samplers):
+            for t, (mk, ls, label) in taps.items():
+                pts = sorted((r["unet_evals"], r[key]) for r in rows if r["sampler"] == smp
+                             and (r["tap_steps"] == t or t == "last" and r["tap_steps"].startswith("last")))
+                if pts: ax[k].plot(*zip(*pts), marker=mk, ls=ls, color=f"C{i}", ms=4, lw=1, label=f"{smp}, {label}")
+        ax[k].axhline(ref[key], color="k", lw=0.6)
+        if key == "object_miou": ax[k].axhspan(ref[key] - 0.02, ref[key], color="k", alpha=0.08)
         ax[k].set_xscale("log"); ax[k].set_xlabel("UNet evaluations per item (CFG: 2 x steps)"); ax[k].set_ylabel(key.replace("_", " "))
     if result.get("fast"): ax[0].plot(result["fast"]["unet_evals"], result["fast"]["object_miou"], "r*", ms=12, label="fast")
     ax[0].legend(fontsize=6, ncol=2)
     fig.suptitle(f"toy world: pseudo masks of {result['items']} generated images vs the colour oracle "
-                 f"(line: 100-step reference; band: -0.02)", fontsize=8)
+                 f"(black line: default sampler, 100 steps, all steps read; grey band: within 0.02)", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
+
+
+def markdown_table(result: dict) -> str:
+    "The sweep as a Markdown table, cheapest first; the reference and the fast point in bold."
+    ref, fast = result["reference"], result.get("fast") or {}
+    key = lambda r: (r["sampler"], r["steps"], r["tap_steps"])
+    L = ["| sampler | steps | tap_steps | UNet evals/item | CPU s/item | object mIoU | Δ vs 100-step (90% CI) | class mIoU | Pareto |",
+         "|---|---:|---|---:|---:|---:|---|---:|:-:|"]
+    for r in result["rows"]:
+        ci = r.get("d_object_miou_90")
+        d = f"{r['d_object_miou']:+.3f}" + (f" ({ci[0]:+.3f}, {ci[1]:+.3f})" if ci else "")
+        b = "**" if key(r) in (key(ref), key(fast) if fast else None) else ""
+        L.append(f"| {b}{r['sampler']}{b} | {r['steps']} | {r['tap_steps']} | {r['unet_evals']:.0f} | {r['seconds_per_item']:.3f} | "
+                 f"{b}{r['object_miou']:.3f}{b} | {d} | {r['class_miou']:.3f} | {'✓' if r.get('pareto') else ''} |")
+    return "\n".join(L)
 
 
 def train_point(pipe, point: dict, seed: int, work: Path, n_val: int) -> dict:
@@ -175,7 +193,8 @@ def main(argv=None):
     torch.set_num_threads(a.threads); os.environ.setdefault("HF_HUB_OFFLINE", "1")
     out = Path(a.out)
     old = json.loads(out.read_text()) if out.exists() and (a.resume or a.plot_only) else {}
-    if a.plot_only: return plot(old, out.with_suffix(".png"))
+    if a.plot_only:
+        print(markdown_table(old)); return plot(old, out.with_suffix(".png"))
     same = old.get("items") == a.items and old.get("seed") == a.seed
     rows = old.get("rows", []) if same else []
     pipe, cfg, items = load_world(a.items, a.seed)
@@ -222,6 +241,7 @@ def main(argv=None):
     print("Pareto front:", ", ".join(f"{r['sampler']}/{r['steps']}/{r['tap_steps']} ({r['unet_evals']:.0f}, {r['object_miou']:.3f})" for r in front))
     print("fast:", fast and f"{fast['sampler']} {fast['steps']} steps, tap_steps {fast['tap_steps']}: {fast['unet_evals']:.0f} evaluations "
           f"({ref['unet_evals'] / fast['unet_evals']:.1f}x fewer), object mIoU {fast['object_miou']:.4f} ({fast['d_object_miou']:+.4f})")
+    print("\n" + markdown_table(result))
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
