@@ -4,15 +4,18 @@
     python benchmarks/loader.py                 # tiny test shards and toy shards, this CPU, 1 torch thread
 
 For each data set the loader is built as `glass.train.train` builds it (`glass.train.make_dataset` ->
-`glass.data.ShardDataset`, `torch.utils.data.DataLoader` with the dataset's collate, the seeded `StreamSampler` and
+`glass.datasets.ShardDataset`, `torch.utils.data.DataLoader` with the dataset's collate, the seeded `StreamSampler` and
 `num_workers`) and timed alone: milliseconds per batch over `--batches` batches after `--warmup` (worker start-up is
 excluded). Then the training step of the matching model (`GLASS.training_step` + backward + clip + AdamW, as
 `benchmarks/train_step.py` times it) is timed on batches from that loader. Data sets:
 
-  * `tiny`: random shards from `glass.data.write_test_shards` at the tiny models' shapes (128 px images, 16x16 latents;
+  * `tiny`: random shards from `glass.testing.write_test_shards` at the tiny models' shapes (128 px images, 16x16 latents;
     the loader computes DINOv2 pixel values at 56 px on the fly), model `glass.testing.tiny_config`, batch 8;
   * `toy`: real toy-world scenes written as shards by `glass.demo.write_real_shards` (32 px), model of the `toy`
-    preset (CNN encoder, the shipped toy Stable Diffusion), batch 32.
+    preset (CNN encoder, the shipped toy Stable Diffusion), batch 32;
+  * `sd21-256`: random shards at the paper's training shapes (256 px, 32x32 latents), the `coco` preset's loader
+    (DINOv2 input resized to 448 px on the fly, masks at 256), batch 32; its step is not run here: the row compares
+    with the H100 step measured by `benchmarks/train_step.py` (bf16, features not cached), read from its JSON.
 
 The loader keeps up when its time per batch divided by the workers is below the step time (with `num_workers=0` it
 runs in the training process, before each step, so its time adds to the step). Wall times on a shared machine move
@@ -73,7 +76,7 @@ def time_steps(cfg, loader, steps: int, warmup: int) -> tuple:
 
 
 def tiny_data(root: Path):
-    from glass.data import write_test_shards
+    from glass.testing import write_test_shards
     from glass.testing import tiny_config
     cfg = tiny_config("coco", **{"train.batch_size": 8})
     return cfg, write_test_shards(root/"tiny", n_items=96, per_shard=32, resolution=128, latent=(4, 16, 16))
@@ -87,9 +90,25 @@ def toy_data(root: Path):
     return cfg, write_real_shards(toy.render_split("train", 192), pipe.vae, root/"toy", progress=False)
 
 
+def sd21_data(root: Path):
+    "Random shards at the paper's training shapes (256 px images and masks, 32x32 latents) read by the `coco` preset (DINOv2 input at 448 px)."
+    from glass.config import preset
+    from glass.testing import write_test_shards
+    cfg = preset("coco", **{"train.cache_features": False})
+    return cfg, write_test_shards(root/"sd21", n_items=256, per_shard=64, resolution=256, latent=(4, 32, 32))
+
+
+def h100_step(path: Path = HERE/"results"/"train_step-sd21-256-cuda.json") -> dict:
+    "The measured H100 training step without cached features (bf16): the step the uncached loader must feed."
+    d = json.loads(path.read_text())
+    r = next(r for r in d["rows"] if r["variant"] == "bf16")
+    return {"step_s": r["step_s"], "source": f"{d['device_name']}, {d['date']}, {r['variant']} (results/{path.name})"}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", default="0,2", help="num_workers values to time (comma-separated; default 0,2)")
+    p.add_argument("--data", default="tiny,toy,sd21-256", help="data sets to time (comma-separated)")
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
@@ -100,20 +119,25 @@ def main(argv=None):
     from glass.train import make_dataset
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        for name, build in (("tiny", tiny_data), ("toy", toy_data)):
+        builders = {"tiny": tiny_data, "toy": toy_data, "sd21-256": sd21_data}
+        for name, build in ((k, builders[k]) for k in a.data.split(",")):
             cfg, folder = build(Path(d))
             ds = make_dataset(cfg, str(folder))
-            walls, cpus = time_steps(cfg, make_loader(cfg, ds, 0), a.steps, a.warmup)
-            step, step_cpu = statistics.median(walls), statistics.median(cpus)
+            if name == "sd21-256":                  # no such model on a CPU: the step measured on the H100
+                ref = h100_step(); step, step_cpu = ref["step_s"], float("nan")
+            else:
+                walls, cpus = time_steps(cfg, make_loader(cfg, ds, 0), a.steps, a.warmup)
+                step, step_cpu = statistics.median(walls), statistics.median(cpus)
             for w in (int(x) for x in a.workers.split(",")):
                 per, cpu = time_loader(make_loader(cfg, ds, w), a.batches, a.warmup)
                 load = statistics.median(per)
                 rows.append({"data": name, "items": len(ds), "batch": cfg.train.batch_size, "num_workers": w,
                              "loader_ms_per_batch": load * 1e3, "loader_ms_max": max(per) * 1e3, "step_ms": step * 1e3,
                              "loader_cpu_ms_per_batch": cpu * 1e3 if w == 0 else None, "step_cpu_ms": step_cpu * 1e3,
-                             "loader_over_step": load / step, "keeps_up": load <= step * max(w, 1)})
+                             "loader_over_step": load / step, "keeps_up": load <= step * max(w, 1),
+                             "step_source": ref["source"] if name == "sd21-256" else "measured here"})
                 r = rows[-1]
-                print(f"{name:5s} batch {r['batch']:3d} workers {w}: loader {r['loader_ms_per_batch']:8.1f} ms/batch "
+                print(f"{name:8s} batch {r['batch']:3d} workers {w}: loader {r['loader_ms_per_batch']:8.1f} ms/batch "
                       f"(max {r['loader_ms_max']:.1f}), step {r['step_ms']:8.1f} ms, loader/step {r['loader_over_step']:.3f}; CPU time: "
                       f"loader {r['loader_cpu_ms_per_batch'] or float('nan'):.1f} ms/batch, step {r['step_cpu_ms']:.1f} ms", flush=True)
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
