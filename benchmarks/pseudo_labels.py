@@ -7,13 +7,13 @@
 
 Every point generates the same items (the captions of the toy world's first `--items` real training scenes, prompts
 and seeds exactly as `glass.generate.make_item` makes them) with the shipped toy model (`glass/assets/toy-sd`, the
-`toy` preset: 32 px, CFG 3) through `glass.generate.generate_images`, with sampler `S` (`glass.samplers.use_sampler`)
+`toy` preset: 32 px, CFG 3) through `glass.generate.generate_images`, with sampler `S` (`generate.sampler`)
 and `N` steps. The tap choices of one (S, N) share that one generation: `generate_images` installs its own taps (all
 steps) and the other choices are extra `glass.hooks.attention_taps` around it, reading only their steps
 (`glass.samplers.tap_step_set`); the taps never change the image, so each choice sees the same images. Pseudo masks
-come from `glass.refine` as in `glass-generate`, images are rounded to uint8 as the shards store them
-(`glass.generate.to_train_resolution`), and both are scored with the demo's functions: the pseudo mask (world class ids,
-`class_id_map`) against the colour oracle of the generated image (`colour_segmentation`), `mask_iou_scores`
+come from `glass.refine.label_maps_from_taps` as in `glass-generate`, images are rounded to uint8 as the shards store them
+(`glass.generate.to_train_resolution`), and both are scored with `glass.toy.demo`'s functions: the pseudo mask (world class ids,
+`class_id_map`) against the colour oracle of the generated image (`glass.toy.world.colour_segmentation`), `mask_iou_scores`
 (object mIoU per image and object class present, class mIoU over the dataset, background included).
 
 Cost: `unet_evals` = latents through the UNet per item (`glass.samplers.UnetEvaluations`: the CFG batch holds two
@@ -47,34 +47,38 @@ def tap_choices(steps: int) -> list:
 
 def load_world(n: int, seed: int):
     "The toy pipeline, the `toy` preset (demo settings) and the items of the first `n` real training scenes."
-    from glass import toy
-    from glass.demo import demo_config, SIZES
+    from glass.io import asset_path
+    from glass.toy.demo import demo_config, SIZES
+    from glass.toy.model import load_toy_pipeline
+    from glass.toy.world import render_split
     from glass.generate import make_item
-    pipe = toy.load_toy_pipeline(); pipe.set_progress_bar_config(disable=True)
-    cfg = demo_config(toy.toy_model_path(), SIZES["full"], seed)
-    split = toy.render_split("train", n, seed)
+    pipe = load_toy_pipeline(); pipe.set_progress_bar_config(disable=True)
+    cfg = demo_config(asset_path("toy-sd"), SIZES["full"], seed)
+    split = render_split("train", n, seed)
     return pipe, cfg, [make_item(r, i, cfg) for i, r in enumerate(split.records)]
 
 
 def generate_point(pipe, items: list, g, sampler: str, specs: list, batch: int) -> tuple:
     "Images (uint8), pseudo masks per tap choice, UNet evaluations per item, CPU and wall seconds per item."
-    from glass.generate import generate_images, masks_from_taps, to_train_resolution, _reads_self
+    from glass.generate import generate_images, to_train_resolution
     from glass.hooks import attention_taps, encode_texts
     from glass.prompts import class_prompt
-    from glass.samplers import use_sampler, tap_step_set, UnetEvaluations
+    from glass.refine import label_maps_from_taps, reads_self_attention
+    from glass.samplers import tap_step_set, UnetEvaluations
     latent, imgs, masks = g.resolution // pipe.vae_scale_factor, [], {s: [] for s in specs}
     c0, t0 = time.process_time(), time.perf_counter()
-    with use_sampler(pipe, sampler), UnetEvaluations(pipe.unet) as ev:
+    g = replace(g, sampler=sampler)
+    with UnetEvaluations(pipe.unet) as ev:
         for b in range(0, len(items), batch):
             part = items[b:b + batch]
             with contextlib.ExitStack() as stack:
-                extra = {s: stack.enter_context(attention_taps(pipe.unet, latent, g.cross_res, g.self_res if _reads_self(g) else None,
+                extra = {s: stack.enter_context(attention_taps(pipe.unet, latent, g.cross_res, g.self_res if reads_self_attention(g) else None,
                                                                steps=tap_step_set(s, g.steps))) for s in specs if s != "all"}
                 emb = encode_texts(pipe, [class_prompt(it["classes"]) for it in part])
                 for t in extra.values(): t.reset(emb)
-                images, taps = generate_images(pipe, part, replace(g, tap_steps="all"), taps=True)
+                images, taps = generate_images(pipe, part, replace(g, tap_steps="all"), taps=True)   # sampler g.sampler
             for s in specs:
-                m = masks_from_taps(pipe, taps if s == "all" else extra[s], part, g)
+                m = label_maps_from_taps(taps if s == "all" else extra[s], pipe.tokenizer, [it["classes"] for it in part], g.resolution, g)
                 im, m = to_train_resolution(images, m, g.train_resolution)
                 masks[s].append(m)
             imgs.append(im)
@@ -85,16 +89,16 @@ def generate_point(pipe, items: list, g, sampler: str, specs: list, batch: int) 
 
 def scores(images, masks, items) -> tuple:
     "World class-id pseudo masks and colour-oracle maps of a point, and `mask_iou_scores` of the two."
-    from glass import toy
-    from glass.demo import class_id_map, mask_iou_scores
+    from glass.toy.demo import class_id_map, mask_iou_scores
+    from glass.toy.world import colour_segmentation
     pred = np.stack([class_id_map(m, it["classes"]) for m, it in zip(masks, items)])
-    ref = toy.colour_segmentation(images)
+    ref = colour_segmentation(images)
     return pred, ref, mask_iou_scores(pred, ref)
 
 
 def paired_interval(pred, ref, pred0, ref0, n_boot: int = 200, seed: int = 0) -> tuple:
     "90% bootstrap interval over items of object mIoU(point) - object mIoU(reference), same resamples for both."
-    from glass.demo import mask_iou_scores
+    from glass.toy.demo import mask_iou_scores
     rng, n, d = np.random.default_rng(seed), len(pred), []
     for _ in range(n_boot):
         i = rng.integers(0, n, n)
@@ -158,20 +162,20 @@ def markdown_table(result: dict) -> str:
 
 def train_point(pipe, point: dict, seed: int, work: Path, n_val: int) -> dict:
     "mBO_i of a short GLASS run (the demo's size) on images generated with this point's settings, on held-out real scenes."
-    from glass import toy
-    from glass.config import apply_overrides
-    from glass.demo import demo_config, SIZES, train_and_evaluate
+    from glass.io import asset_path
+    from glass.toy.demo import demo_config, SIZES, train_and_evaluate
+    from glass.toy.world import render_split, write_records
     from glass.generate import generate
     size = SIZES["full"]
     tag = f"{point['sampler']}-{point['steps']}-{point['tap_steps'].replace(':', '')}"
-    cfg = demo_config(toy.toy_model_path(), size, seed, **{"generate.sampler": point["sampler"], "generate.steps": point["steps"],
+    cfg = demo_config(asset_path("toy-sd"), size, seed, **{"generate.sampler": point["sampler"], "generate.steps": point["steps"],
                                                            "generate.tap_steps": point["tap_steps"]})
     recs = work/"train_prompts.jsonl"
-    if not recs.exists(): toy.write_records(toy.render_split("train", size.n_train, seed), recs)
+    if not recs.exists(): write_records(render_split("train", size.n_train, seed), recs)
     t0 = time.perf_counter()
     generate(cfg, recs, work/"gen"/tag, pipe=pipe, progress=False, sheet=0, cpu=True)
     gen_s = time.perf_counter() - t0
-    m, _, t = train_and_evaluate(cfg, work/"gen"/tag, work/"runs"/tag, toy.render_split("val", n_val, seed), progress=False)
+    m, _, t = train_and_evaluate(cfg, work/"gen"/tag, work/"runs"/tag, render_split("val", n_val, seed), progress=False)
     return {"mbo_i_dinosaur": m["protocols"]["dinosaur"]["mbo_i"], "mbo_i_glass": m["protocols"]["glass"]["mbo_i"],
             "train_steps": size.train_steps, "n_train": size.n_train, "n_val": n_val, "generate_s": gen_s, **t}
 
@@ -216,7 +220,9 @@ def main(argv=None):
                       f"object mIoU {sc['object_miou']:.4f}  class mIoU {sc['class_miou']:.4f}", flush=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps({"items": a.items, "seed": a.seed, "rows": rows}, indent=1))
-    ref = next(r for r in rows if (r["sampler"], r["steps"], r["tap_steps"]) == REFERENCE)
+    ref = next((r for r in rows if (r["sampler"], r["steps"], r["tap_steps"]) == REFERENCE), None)
+    if ref is None or REFERENCE not in keep:
+        print(f"no reference point {REFERENCE} in this run: rows written, no comparison"); return
     p0 = keep[REFERENCE]
     for r in rows:
         r["d_object_miou"] = r["object_miou"] - ref["object_miou"]
