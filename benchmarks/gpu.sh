@@ -18,7 +18,7 @@ if [ -z "${SKIP_TRAIN:-}" ]; then   # SKIP_TRAIN=1: generation only
     --models /tmp/glass-models --out "$OUT/train_step-sd21-256-cuda.json" 2>&1 | tee "$OUT/train_step.log"
 fi
 # generation at sd21-512: the paper's recipe (own sampler, 100 steps) and the fast one (FAST=sampler:steps, see RESULTS.md)
-FAST=${FAST:-dpm-solver++:10}
+FAST=${FAST:-unipc:10}
 for spec in default:100 "$FAST"; do
   timeout ${GEN_TIMEOUT:-150} python3 benchmarks/generate.py --size sd21-512 --device cuda --runs ${GEN_RUNS:-2} \
     --sampler "${spec%%:*}" --steps "${spec##*:}" --models /tmp/glass-models \
