@@ -3,6 +3,8 @@
 
     python benchmarks/generate.py --size tiny                        # CPU, tiny random-weight pipeline
     python benchmarks/generate.py --size sd21-512 --device cuda      # SD 2.1 shapes (random weights), 512 px, fp16
+    python benchmarks/generate.py --size sd21-512 --device cuda --steps 100                          # the paper's recipe
+    python benchmarks/generate.py --size sd21-512 --device cuda --sampler dpm-solver++ --steps 10    # a faster one
 
 Rows (same model, settings, prompts and seeds; the two pipeline rows interleaved run by run; median reported):
   * `pipeline`      : the Stable Diffusion pipeline call alone (no taps);
@@ -69,6 +71,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the size's)")
     p.add_argument("--batch", type=int, default=None, help="images per pipeline call (default: the size's)")
     p.add_argument("--resolution", type=int, default=None, help="generation px (default: the size's); cross/self res scale with it")
+    p.add_argument("--sampler", default="default", help="generate.sampler (default: the pipeline's own scheduler; see glass.samplers)")
+    p.add_argument("--tap-steps", default="all", help="generate.tap_steps: all, last:K or every:N")
     p.add_argument("--guidance-scale", type=float, default=7.5, help="classifier-free guidance (7.5: CFG on, cond half read)")
     p.add_argument("--models", default=os.environ.get("GLASS_BENCH_MODELS"),
                    help="folder for the random-weight SD 2.1 folder (sd21-512; reused when present; env GLASS_BENCH_MODELS)")
@@ -92,7 +96,8 @@ def main(argv=None):
                             "generate.cross_res": s["cross_res"], "generate.self_res": s["self_res"],
                             "generate.train_resolution": s["train_resolution"], "generate.batch_size": s["batch"],
                             "generate.items_per_shard": s["batch"], "generate.precision": s["precision"],
-                            "generate.guidance_scale": a.guidance_scale})
+                            "generate.guidance_scale": a.guidance_scale, "generate.sampler": a.sampler,
+                            "generate.tap_steps": a.tap_steps})
     g = cfg.generate
     pipe = load_pipeline(cfg, device)
     items = [make_item({"id": i, "caption": CAPTIONS[i % len(CAPTIONS)]}, i, cfg) for i in range(s["batch"])]
@@ -116,8 +121,9 @@ def main(argv=None):
                 dt, dc, _ = timed(rows_fn[k], device)
                 if r >= a.warmup: times[k].append(dt); cpu[k].append(dc)
                 peaks[k] = max(peaks[k], peak_memory_mb(device))
-    # refinement alone, from one tapped run
-    _, taps = generate_images(pipe, items, g, taps=True)
+    # refinement alone, from one tapped run (which also counts the UNet evaluations per item)
+    from glass.samplers import UnetEvaluations
+    with UnetEvaluations(pipe.unet) as ev: _, taps = generate_images(pipe, items, g, taps=True)
     refine_s, _, _ = timed(lambda: label_maps_from_taps(taps, pipe.tokenizer, [it["classes"] for it in items], g.resolution, g), device)
     # end to end: shards on disk for `runs` batches
     with tempfile.TemporaryDirectory() as d:
@@ -141,7 +147,8 @@ def main(argv=None):
     dev_name = torch.cuda.get_device_name() if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"\npseudo-label generation, size={a.size}, device={device} ({dev_name}), torch {torch.__version__}, "
           f"threads={torch.get_num_threads()}")
-    print(f"settings: {s['resolution']} px, {s['steps']} steps, CFG {a.guidance_scale}, batch {s['batch']}, "
+    print(f"settings: {s['resolution']} px, sampler {a.sampler}, {s['steps']} steps ({ev.per_item(len(items)):.0f} UNet "
+          f"evaluations per item), taps {a.tap_steps}, CFG {a.guidance_scale}, batch {s['batch']}, "
           f"{s['precision']} ({str(pipe.unet.dtype).split('.')[-1]}), cross {s['cross_res']}², self {s['self_res']}², "
           f"train {s['train_resolution']} px; {runs} timed runs (+{a.warmup} warm-up) per row")
     print(f"{'row':16s} {'median s':>9s} {'min s':>8s} {'items/s':>8s} {'x pipeline':>10s} {'cpu s':>8s} {'cpu x':>7s} {'peak MB':>8s}")
@@ -154,11 +161,13 @@ def main(argv=None):
           f"range {min(pair):.3f}-{max(pair):.3f}; wall-time medians: {med['pipeline+taps'] / med['pipeline']:.3f}x)")
     print(f"tap accumulator: {tap_bytes['accumulator'] / 2**20:.2f} MiB for {s['batch']} items; "
           f"refinement alone: {refine_s / s['batch'] * 1e3:.1f} ms/item")
-    out = Path(a.out or Path(__file__).parent / "results" / f"generate-{a.size}-{device.type}.json")
+    tag = "" if (a.sampler, a.tap_steps) == ("default", "all") else f"-{a.sampler}-{s['steps']}"
+    out = Path(a.out or Path(__file__).parent / "results" / f"generate-{a.size}-{device.type}{tag}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"size": a.size, "device": str(device), "device_name": dev_name, "torch": torch.__version__,
                                "date": time.strftime("%Y-%m-%d"), "threads": torch.get_num_threads(), "settings": s,
-                               "guidance_scale": a.guidance_scale, "runs": runs, "warmup": a.warmup,
+                               "guidance_scale": a.guidance_scale, "sampler": a.sampler, "tap_steps": a.tap_steps,
+                               "unet_evals_per_item": ev.per_item(len(items)), "runs": runs, "warmup": a.warmup,
                                "tap_overhead": overhead, "tap_overhead_basis": "wall" if device.type == "cuda" else "cpu",
                                "tap_overhead_fastest": overhead_min, "tap_overhead_pairs": pair, "tap_overhead_wall": med["pipeline+taps"] / med["pipeline"],
                                "tap_accumulator_bytes": tap_bytes["accumulator"], "refine_s_per_item": refine_s / s["batch"],

@@ -13,8 +13,14 @@ else
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, diffusers, transformers; print(torch.__version__, diffusers.__version__, transformers.__version__)" | tee -a "$OUT/gpu.txt"
-python3 benchmarks/train_step.py --size sd21-256 --device cuda --steps ${STEPS:-10} --warmup ${WARMUP:-3} \
-  --models /tmp/glass-models --out "$OUT/train_step-sd21-256-cuda.json" 2>&1 | tee "$OUT/train_step.log"
-if [ -f benchmarks/generate.py ]; then
-  timeout ${GEN_TIMEOUT:-150} python3 benchmarks/generate.py --size sd21-512 --device cuda --out "$OUT/generate-sd21-512-cuda.json" 2>&1 | tee "$OUT/generate.log"
+if [ -z "${SKIP_TRAIN:-}" ]; then   # SKIP_TRAIN=1: generation only
+  python3 benchmarks/train_step.py --size sd21-256 --device cuda --steps ${STEPS:-10} --warmup ${WARMUP:-3} \
+    --models /tmp/glass-models --out "$OUT/train_step-sd21-256-cuda.json" 2>&1 | tee "$OUT/train_step.log"
 fi
+# generation at sd21-512: the paper's recipe (own sampler, 100 steps) and the fast one (FAST=sampler:steps, see RESULTS.md)
+FAST=${FAST:-unipc:10}
+for spec in default:100 "$FAST"; do
+  timeout ${GEN_TIMEOUT:-150} python3 benchmarks/generate.py --size sd21-512 --device cuda --runs ${GEN_RUNS:-2} \
+    --sampler "${spec%%:*}" --steps "${spec##*:}" --models /tmp/glass-models \
+    --out "$OUT/generate-sd21-512-cuda-${spec%%:*}-${spec##*:}.json" 2>&1 | tee -a "$OUT/generate.log"
+done

@@ -5,6 +5,7 @@
 # %% ../nbs/35_generate.ipynb #b9d21c6d
 from __future__ import annotations
 import argparse, json, os, sys, time, warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from .config import GlassConfig, PRESETS, preset, load_config, save_config, add_
 from .core import get_dtype
 from .io import atomic_path, load_pretrained
 from .hooks import attention_taps, encode_texts
+from .samplers import use_sampler, tap_step_set
 from .prompts import extract_classes, make_prompt, class_prompt
 from .classes import class_words, labels_to_classes
 from .refine import label_maps_from_taps, reads_self_attention
@@ -91,13 +93,15 @@ def make_item(rec: dict, index: int, cfg: GlassConfig) -> dict:
 
 # %% ../nbs/35_generate.ipynb #ea25e00e
 def generate_images(pipe, items: list, g, taps: bool = True):
-    "Generate the images of `items` (float (n,3,R,R) in [0,1]) with settings `g` (GenerateConfig); with `taps` also return the `AttentionTaps`."
+    "Generate the images of `items` (float (n,3,R,R) in [0,1]) with settings `g` (GenerateConfig: sampler, steps, ...); with `taps` also return the `AttentionTaps` (reading the steps of `g.tap_steps`)."
     R = g.resolution
     gens = [torch.Generator("cpu").manual_seed(int(it["seed"])) for it in items]
     kw = dict(prompt=[it["prompt"] for it in items], height=R, width=R, num_inference_steps=g.steps,
               guidance_scale=g.guidance_scale, generator=gens, output_type="pt")
-    if not taps: return pipe(**kw).images, None
-    with attention_taps(pipe.unet, R // pipe.vae_scale_factor, g.cross_res, g.self_res if reads_self_attention(g) else None) as t:
+    if not taps:
+        with use_sampler(pipe, g.sampler): return pipe(**kw).images, None
+    with use_sampler(pipe, g.sampler), attention_taps(pipe.unet, R // pipe.vae_scale_factor, g.cross_res,
+            g.self_res if reads_self_attention(g) else None, steps=tap_step_set(g.tap_steps, g.steps)) as t:
         t.reset(encode_texts(pipe, [class_prompt(it["classes"]) for it in items]))
         images = pipe(**kw).images
     return images, t
@@ -237,13 +241,17 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
                dynamic_ncols=True, position=rank)
     t0 = time.perf_counter()
     settings = item_settings(cfg)
-    for s in todo:
-        shard_items, parts = items[s * P:(s + 1) * P], []
-        for b in range(0, len(shard_items), g.batch_size):
-            parts.append(generate_batch(pipe, shard_items[b:b + g.batch_size], g)); bar.update(len(parts[-1]["masks"]))
-        tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        write_shard(out/shard_name(s), tensors, shard_items, {"rank": rank, "num_processes": world, "shard": s, "settings": settings,
-                    "record_digests": [record_digest(r) for r in recs[s * P:(s + 1) * P]]})
+    with ThreadPoolExecutor(1, thread_name_prefix="glass-shard-writer") as writer:   # writes while the next shard generates
+        pending = None
+        for s in todo:
+            shard_items, parts = items[s * P:(s + 1) * P], []
+            for b in range(0, len(shard_items), g.batch_size):
+                parts.append(generate_batch(pipe, shard_items[b:b + g.batch_size], g)); bar.update(len(parts[-1]["masks"]))
+            tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            if pending is not None: pending.result()            # one shard in flight; a failed write stops the run here
+            pending = writer.submit(write_shard, out/shard_name(s), tensors, shard_items, {"rank": rank, "num_processes": world,
+                                    "shard": s, "settings": settings, "record_digests": [record_digest(r) for r in recs[s * P:(s + 1) * P]]})
+        if pending is not None: pending.result()                # every shard is on disk before the manifest
     bar.close()
     secs = time.perf_counter() - t0
     st.wait_for_everyone()

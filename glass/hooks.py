@@ -100,7 +100,7 @@ def _as_tuple(x): return () if x is None else tuple(x) if isinstance(x, (list, t
 
 class AttentionTaps:
     """Context manager: tap the class-prompt cross-attention at `cross_res` and the self-attention at `self_res`
-    (latent sides; ints or tuples) of `unet`, optionally only for UNet calls `steps=(start, stop)` (0-based, stop excluded)
+    (latent sides; ints or tuples) of `unet`, optionally only for the 0-based UNet calls in `steps` (a range or set, e.g. `range(90, 100)`)
     or only the processor names in `layers`. Call `reset(class_embeddings)` before each generation."""
     def __init__(self, unet, latent_size: int, cross_res=16, self_res=32, steps=None, layers=None):
         self.unet, self.steps = unet, steps
@@ -129,7 +129,7 @@ class AttentionTaps:
 
     @property
     def active(self) -> bool:
-        return self.steps is None or self.steps[0] <= self.step < self.steps[1]
+        return self.steps is None or self.step in self.steps
 
     def _record(self, proc, attn, hidden_states):
         n = self.n
