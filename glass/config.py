@@ -226,7 +226,16 @@ def _toy(c):
     c.eval.fid_images, c.eval.fid_steps, c.eval.val_steps, c.eval.edit_steps = 64, 20, 20, 20
     return c
 
+def _fast(base):
+    "The pseudo-label sampler chosen by the toy study (benchmarks/RESULTS.md): UniPC, 10 steps, every step's attention read."
+    def f(c):
+        c = base(c); c.name += "-fast"
+        c.generate.sampler, c.generate.steps, c.generate.tap_steps = "unipc", 10, "all"
+        return c
+    return f
+
 PRESETS = {"voc": _voc, "coco": _coco, "voc-dagger": _dagger(_voc), "coco-dagger": _dagger(_coco),
+           "voc-fast": _fast(_voc), "coco-fast": _fast(_coco),
            "stablelsd": _stablelsd, "coco-release": _coco_release, "toy": _toy}
 
 # %% ../nbs/00_config.ipynb #7792b3b1
