@@ -202,7 +202,7 @@ def test_glass_eval_toy_world(tmp_path):
     ck = begin_checkpoint(run, 1)
     save_file({k: v.contiguous() for k, v in model.trainable_state_dict().items()}, str(ck / "model.safetensors"))
     save_config(cfg, ck / "config.json"); commit_checkpoint(ck, {"step": 1}); save_config(cfg, run / "config.json")
-    main(["--checkpoint", str(run), "--dataset", "toy", "--data", str(tmp_path / "no-saved-split"), "--out", str(tmp_path / "ev"),
+    main(["--checkpoint", str(run), "--dataset", "toy", "--out", str(tmp_path / "ev"),          # no --data: rendered from the seed
           "--limit", "16", "--device", "cpu", "--no-progress", "--probe", "--probe-steps", "20"])
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["dataset"] == "toy" and m["n_images"] == 16 and m["probe"] is not None
