@@ -33,8 +33,9 @@ def resize_label_map(m: torch.Tensor, size: int | tuple, mode: str = "nearest-ex
 class ShardDataset(torch.utils.data.Dataset):
     "Training items from the shards of `glass.generate` (see the list above)."
     def __init__(self, folder, encoder_resolution: int, mask_resolution: int | None = None, features=None,
-                 encoder_name: str | None = None, allow_incomplete: bool = False):
+                 encoder_name: str | None = None, allow_incomplete: bool = False, instances: bool = False):
         self.folder, self.encoder_resolution, self.mask_resolution = Path(folder), int(encoder_resolution), mask_resolution
+        self.instances = instances            # read a shard's instance map (glass.instances) as the item's masks
         self.shards, self.headers, counts, shapes = [], [], [], None
         for path, expected in list_shards(self.folder, allow_incomplete):
             hdr = shard_header(path)
@@ -83,6 +84,7 @@ class ShardDataset(torch.utils.data.Dataset):
                              f"has {len(classes)} classes {classes}; {_REGEN}")
         if not torch.isfinite(latents).all():
             raise ValueError(f"shard {path}, row {j} (id {rec.get('id')}): latent is not finite; {_REGEN}")
+        if self.instances and "instances" in self.headers[s]["shapes"]: masks = self._row(path, "instances", j)
         out = {"image": image, "latents": latents.float(),
                "masks": masks if self.mask_resolution is None else resize_label_map(masks, self.mask_resolution),
                "id": rec.get("id"), "classes": classes, "prompt": rec.get("prompt", ""), "index": int(i) % len(self)}

@@ -19,6 +19,7 @@ from .samplers import use_sampler, tap_step_set
 from .prompts import extract_classes, make_prompt, class_prompt
 from .classes import class_words, labels_to_classes
 from .refine import label_maps_from_taps, reads_self_attention
+from .instances import taps_self_attention, instance_maps
 from .shards import shard_name, shard_ids, my_shards, write_manifest, write_shard, read_shard
 from .viz import overlay
 import hashlib
@@ -101,7 +102,7 @@ def generate_images(pipe, items: list, g, taps: bool = True):
     if not taps:
         with use_sampler(pipe, g.sampler): return pipe(**kw).images, None
     with use_sampler(pipe, g.sampler), attention_taps(pipe.unet, R // pipe.vae_scale_factor, g.cross_res,
-            g.self_res if reads_self_attention(g) else None, steps=tap_step_set(g.tap_steps, g.steps)) as t:
+            g.self_res if taps_self_attention(g) else None, steps=tap_step_set(g.tap_steps, g.steps)) as t:
         t.reset(encode_texts(pipe, [class_prompt(it["classes"]) for it in items]))
         images = pipe(**kw).images
     return images, t
@@ -120,12 +121,18 @@ def encode_latents(vae, images: torch.Tensor) -> torch.Tensor:
     x = images.to(vae.device, vae.dtype) / 127.5 - 1
     return (vae.encode(x).latent_dist.mean * vae.config.scaling_factor).half().cpu()
 
-def generate_batch(pipe, items: list, g) -> dict:
-    "Shard tensors of `items`: `images` uint8 (n,3,T,T), `latents` float16, `masks` uint8 (n,T,T) at T = g.train_resolution."
+def generate_batch(pipe, items: list, g, max_instances: int = 4) -> dict:
+    """Shard tensors of `items`: `images` uint8 (n,3,T,T), `latents` float16, `masks` uint8 (n,T,T) at T = g.train_resolution,
+    and `instances` uint8 (n,T,T) when `g.instances` is not "none" (`glass.instances`, at most `max_instances` per class)."""
     images, taps = generate_images(pipe, items, g, taps=True)
     masks = label_maps_from_taps(taps, pipe.tokenizer, [it["classes"] for it in items], g.resolution, g)
+    out = {}
+    if g.instances != "none":                 # one segment per object (glass.instances), beside the class map
+        sa = taps.self_attention(g.self_res) if taps_self_attention(g) else None
+        inst = instance_maps(masks, sa, [it.get("caption", "") for it in items], [it["classes"] for it in items], g, max_instances)
+        out["instances"] = to_train_resolution(images, inst, g.train_resolution)[1].cpu()
     images, masks = to_train_resolution(images, masks, g.train_resolution)
-    return {"images": images.cpu(), "latents": encode_latents(pipe.vae, images), "masks": masks.cpu()}
+    return {"images": images.cpu(), "latents": encode_latents(pipe.vae, images), "masks": masks.cpu(), **out}
 
 # %% ../nbs/35_generate.ipynb #5cc0f227
 _SAME_FIELDS = ("generate", "prompts", "decoder.model")
@@ -246,7 +253,7 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
         for s in todo:
             shard_items, parts = items[s * P:(s + 1) * P], []
             for b in range(0, len(shard_items), g.batch_size):
-                parts.append(generate_batch(pipe, shard_items[b:b + g.batch_size], g)); bar.update(len(parts[-1]["masks"]))
+                parts.append(generate_batch(pipe, shard_items[b:b + g.batch_size], g, cfg.slots.num_slots)); bar.update(len(parts[-1]["masks"]))
             tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
             if pending is not None: pending.result()            # one shard in flight; a failed write stops the run here
             pending = writer.submit(write_shard, out/shard_name(s), tensors, shard_items, {"rank": rank, "num_processes": world,

@@ -128,6 +128,8 @@ def check_shard(path, header: dict, expected: int | None = None) -> dict:
     if len(la) != 4 or dt["latents"] not in _LATENT_DTYPES: raise bad(f"latents must be float (n,C,h,w); got {dt['latents']} {la}")
     if dt["masks"] != "U8" or len(ma) != 3: raise bad(f"masks must be uint8 (n,R,R); got {dt['masks']} {ma}")
     if tuple(ma[1:]) != tuple(im[2:]): raise bad(f"masks are {ma[1]}x{ma[2]} but images are {im[2]}x{im[3]} (a mask of the wrong size)")
+    if "instances" in sh and (dt["instances"] != "U8" or tuple(sh["instances"]) != tuple(ma)):
+        raise bad(f"instances (instance pseudo masks) must be uint8 like masks {ma}; got {dt['instances']} {sh['instances']}")
     for k, s in (("images", im), ("latents", la), ("masks", ma)):
         if s[0] != n: raise bad(f"{k} has {s[0]} rows for {n} item records (mismatched counts)")
     return {"n": n, "R": im[2], "latent": tuple(la[1:])}

@@ -170,12 +170,13 @@ def check_data(data) -> Path:
 
 def make_dataset(cfg: GlassConfig, data):
     """`data` as a dataset: a folder of shards -> `glass.datasets.ShardDataset` (cached encoder features required when
-    `train.cache_features`, never read otherwise); a dataset object is used as it is."""
+    `train.cache_features`, never read otherwise; instance pseudo masks where `generate.instances` asks for them); a dataset object is used as it is."""
     if not isinstance(data, (str, os.PathLike)): return data
     from glass.datasets import ShardDataset
     return ShardDataset(check_data(data), encoder_resolution=cfg.encoder.resolution,
                         mask_resolution=cfg.guidance.mask_resolution, features=bool(cfg.train.cache_features),
-                        encoder_name=cfg.encoder.model if cfg.train.cache_features else None)
+                        encoder_name=cfg.encoder.model if cfg.train.cache_features else None,
+                        instances=cfg.generate.instances != "none")
 
 # %% ../nbs/80_train.ipynb #50158a4a
 _KEYS = ("loss", "mse", "guidance", "n_matched", "grad_norm")

@@ -26,10 +26,10 @@ def test_metrics_json_has_exactly_the_promised_shape(quick):
     m = metrics
     assert set(m) == {"pseudo_masks", "runs", "seconds"}
     assert set(m["pseudo_masks"]) == {"object_miou", "class_miou"}
-    assert set(m["runs"]) == {"unguided", "glass", "glass_dagger", "gt_masks"}
+    assert set(m["runs"]) == {"unguided", "glass", "glass_instances", "glass_dagger", "gt_masks"}
     for run in m["runs"].values():
-        assert set(run) == {"dinosaur", "glass"}
-        for proto in run.values():
+        assert set(run) == {"dinosaur", "glass", "repeated"} and set(run["repeated"]) == {"dinosaur", "glass"}
+        for proto in (run["dinosaur"], run["glass"], run["repeated"]["dinosaur"], run["repeated"]["glass"]):
             assert set(proto) == KEYS and all(0 <= v <= 1 for v in proto.values())
     assert m["seconds"]["total"] > 0 and all(k in m["seconds"] for k in ("world", "pseudo_masks", "generate_glass", "train_glass"))
     for v in m["pseudo_masks"].values(): assert 0 <= v <= 1
@@ -38,11 +38,13 @@ def test_metrics_json_has_exactly_the_promised_shape(quick):
 def test_report_and_figures(quick):
     out, m = quick
     rep = (out / "report.md").read_text()
-    for title in ("Unguided", "GLASS", "GLASS†", "GT-mask guidance", "Pseudo masks", "Stage times", "Departures"):
+    for title in ("Unguided", "GLASS", "GLASS†", "GT-mask guidance", "GLASS + instance masks", "Scenes where a class repeats",
+                  "Pseudo masks", "Stage times", "Departures"):
         assert title in rep, title
     assert f"{m['pseudo_masks']['object_miou']:.3f}" in rep                  # the numbers come from the run
     assert f"{m['runs']['glass']['dinosaur']['mbo_i']:.3f}" in rep
-    for f in ("scenes", "generated", "slots", "losses"): assert (out / "figures" / f"{f}.png").stat().st_size > 1000
+    assert f"{m['runs']['glass_instances']['repeated']['dinosaur']['mbo_i']:.3f}" in rep
+    for f in ("scenes", "generated", "slots", "losses", "instances"): assert (out / "figures" / f"{f}.png").stat().st_size > 1000
     det = json.loads((out / "details.json").read_text())
     assert det["config"]["encoder"]["kind"] == "cnn" and det["config"]["generate"]["refine_power"] == 0
 

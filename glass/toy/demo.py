@@ -20,10 +20,11 @@ from .world import CLASSES, colour_segmentation, render_split, save_split, write
 from .model import has_toy_model, load_toy_pipeline, pretrain, pretrain_command, quiet_libraries, PRETRAIN_STEPS, _state_path
 
 # %% auto #0
-__all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'departures', 'DemoSize', 'demo_config', 'class_id_map',
-           'scene_classes', 'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores', 'write_real_shards',
-           'run_metrics', 'train_and_evaluate', 'scenes_figure', 'generated_figure', 'slots_figure', 'losses_figure',
-           'report_markdown', 'run_demo', 'generated_scores', 'build_parser', 'main']
+__all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'INSTANCE_GENERATION', 'departures', 'DemoSize', 'demo_config',
+           'class_id_map', 'scene_classes', 'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores',
+           'write_real_shards', 'run_metrics', 'train_and_evaluate', 'scenes_figure', 'generated_figure',
+           'slots_figure', 'losses_figure', 'slot_argmax', 'instances_figure', 'repeated_report', 'report_markdown',
+           'run_demo', 'generated_scores', 'build_parser', 'main']
 
 # %% ../../nbs/97_toy_demo.ipynb #0562a679
 TOY_DEPARTURES = {
@@ -50,12 +51,13 @@ class DemoSize:
     n_train: int = 192          # real training scenes: their captions become prompts of generated images
     n_val: int = 500            # held-out real scenes: evaluation and pseudo-mask quality
     gen_steps: int = 20         # DDIM steps per generated image
-    train_steps: int = 120      # slot-training steps of each of the four runs
+    train_steps: int = 120      # slot-training steps of each run
     batch_size: int = 32
     lr: float = 1e-3
     timesteps: tuple = (100, 200, 300, 500, 700)   # noise levels at which real scenes are read (pseudo-mask quality)
+    n_repeated: int = 200       # real scenes of the repeated-class split (every run is also scored there)
 
-SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=64, n_val=100, gen_steps=10, train_steps=60, batch_size=16)}
+SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=64, n_val=100, gen_steps=10, train_steps=60, batch_size=16, n_repeated=50)}
 
 def demo_config(model, size: DemoSize, seed: int = 0, **overrides) -> GlassConfig:
     "The `toy` preset with the demo's model folder, budget and seed; dotted `overrides` on top."
@@ -86,11 +88,12 @@ def tap_real_scenes(pipe, images: np.ndarray, records: list, classes: list, g, t
     from diffusers import DDPMScheduler
     from glass.hooks import attention_taps, encode_texts
     from glass.prompts import make_prompt, class_prompt
+    from glass.instances import taps_self_attention
     sched = DDPMScheduler.from_config(pipe.scheduler.config)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().to(pipe.device, pipe.vae.dtype) / 127.5 - 1
     z0 = pipe.vae.encode(x).latent_dist.mean * pipe.vae.config.scaling_factor
     cond = encode_texts(pipe, [make_prompt(r["caption"], c) for r, c in zip(records, classes)])
-    use_self = g.self_res > 0 and g.refine_power > 0
+    use_self = taps_self_attention(g)                 # for the refinement, or for instance masks (glass.instances)
     with attention_taps(pipe.unet, images.shape[1] // pipe.vae_scale_factor, g.cross_res, g.self_res if use_self else None) as taps:
         taps.reset(encode_texts(pipe, [class_prompt(c) for c in classes]))
         for t in timesteps:
@@ -156,6 +159,11 @@ RUNS = {
                      meaning="reconstruction loss only (guidance weight 0), on the same generated images as GLASS"),
     "glass": dict(data="glass", set={}, title="GLASS",
                   meaning="generated images + class-token pseudo masks; prompts from the stand-in captions' class nouns"),
+    "glass_instances": dict(data="glass", set={"generate.instances": "auto", "generate.min_instance_area": 0.025},
+                            title="GLASS + instance masks",
+                            meaning="as GLASS, on the same generated images, guided by instance pseudo masks "
+                                    "(generate.instances=auto: components of each class segment, cut by the self-attention "
+                                    "where the caption counts more objects; glass.instances)"),
     "glass_dagger": dict(data="glass_dagger", set={"prompts.source": "labels"}, title="GLASS†",
                          meaning="as GLASS, but the prompts' classes are the scenes' ground-truth labels"),
     "gt_masks": dict(data="real", set={"guidance.source": "gt"}, title="GT-mask guidance (upper bound on masks)",
@@ -165,11 +173,14 @@ RUNS = {
 GEN_SOURCES = {"glass": "caption", "glass_dagger": "labels"}
 
 def run_metrics(metrics: dict) -> dict:
-    "The five object-discovery numbers per protocol of a `glass.evaluate.evaluate` result."
-    return {p: {k: m.get(k) for k in DISCOVERY_KEYS} for p, m in metrics["protocols"].items()}
+    "The five object-discovery numbers per protocol of a `glass.evaluate.evaluate` result (and of its `repeated` result)."
+    out = {p: {k: m.get(k) for k in DISCOVERY_KEYS} for p, m in metrics["protocols"].items()}
+    if "repeated" in metrics: out["repeated"] = run_metrics(metrics["repeated"])
+    return out
 
-def train_and_evaluate(cfg: GlassConfig, data, out, val, progress: bool = True, device: str = "cpu") -> tuple:
-    "Train one run into `out` (resuming if it is there) and evaluate its newest checkpoint on `val`: (metrics, model, seconds)."
+def train_and_evaluate(cfg: GlassConfig, data, out, val, progress: bool = True, device: str = "cpu", repeated=None) -> tuple:
+    """Train one run into `out` (resuming if it is there) and evaluate its newest checkpoint on `val` (and on the
+    `repeated` split, as `metrics["repeated"]`): (metrics, model, seconds)."""
     from glass.train import train, list_checkpoints
     from glass.evaluate import load_checkpoint, evaluate
     t0 = time.perf_counter()
@@ -177,6 +188,8 @@ def train_and_evaluate(cfg: GlassConfig, data, out, val, progress: bool = True, 
     t1 = time.perf_counter()
     _, model = load_checkpoint(out, device=str(device))
     m = evaluate(model, val, protocol="both", cfg=cfg, name="toy", mask_size=0, batch_size=100, progress=progress)
+    if repeated is not None:
+        m["repeated"] = evaluate(model, repeated, protocol="both", cfg=cfg, name="toy", mask_size=0, batch_size=100, progress=progress)
     return m, model, {"train": t1 - t0, "evaluate": time.perf_counter() - t1}
 
 # %% ../../nbs/97_toy_demo.ipynb #8c6988b5
@@ -237,6 +250,52 @@ def losses_figure(out, pretrain_log: dict | None = None, path=None):
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
+# %% ../../nbs/97_toy_demo.ipynb #b0b28284
+INSTANCE_GENERATION = {"generate.instances": "auto", "generate.min_instance_area": 0.025}   # read by glass_instances
+
+@torch.no_grad()
+def slot_argmax(model, images: np.ndarray) -> np.ndarray:
+    "Slot index + 1 per pixel (n,H,W) of uint8 images (n,H,W,3): argmax of `model`'s slot-attention masks."
+    from glass.slots import encoder_preprocess, resize_masks
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    m = model.encode_slots(pixel_values=encoder_preprocess(x, model.cfg.encoder.resolution).to(model.device))["masks"]
+    return (resize_masks(m.float().cpu(), images.shape[1:3]).argmax(1) + 1).numpy()
+
+def _segments(m) -> int: return len(set(torch.as_tensor(m).unique().tolist()) - {0, 255})
+
+def instances_figure(folder, models: dict, repeated, path=None):
+    """Row 1: a generated scene whose instance pseudo mask has more segments than its class pseudo mask; row 2: a
+    repeated-class real scene with its exact masks; then each run's slots (argmax) on both."""
+    from glass.datasets import ShardDataset
+    cls, ins = ShardDataset(folder, encoder_resolution=32), ShardDataset(folder, encoder_resolution=32, instances=True)
+    i = next((i for i in range(len(ins)) if _segments(ins[i]["masks"]) > _segments(cls[i]["masks"])), 0)
+    img = ins[i]["image"].permute(1, 2, 0).numpy()
+    j = next((j for j in range(len(repeated)) if len(repeated.records[j]["objects"]) == 3), 0)
+    rows = [[img, overlay(img, cls[i]["masks"].numpy(), 0.6), overlay(img, ins[i]["masks"].numpy(), 0.6)],
+            [repeated.images[j], color_mask(repeated.classes[j]), color_mask(repeated.instance[j])]]
+    for m in models.values():
+        rows[0].append(overlay(img, slot_argmax(m, img[None])[0], 0.65))
+        rows[1].append(overlay(repeated.images[j], slot_argmax(m, repeated.images[j:j + 1])[0], 0.65))
+    fig = image_grid(rows, ["scene", "class mask", "instance mask"] + [RUNS[k]["title"].split(" (")[0] for k in models],
+                     ["generated: pseudo", "repeated: exact"], size=1.4)
+    return save_figure(fig, path, dpi=110)
+
+def repeated_report(metrics: dict, n: int) -> list:
+    "Report lines: every run's numbers on the repeated-class split, both protocols."
+    runs = {k: r["repeated"] for k, r in metrics["runs"].items() if "repeated" in r}
+    if not runs: return []
+    cols = ["mBO_i", "mBO_c", "mIoU", "CorLoc", "DetRate"]
+    L = ["", "## Scenes where a class repeats", "",
+         f"The same checkpoints on {n} real scenes of the `repeated` split (2-3 objects of one class in every scene, "
+         "the first two touching in about half). A slot that covers two objects of one class scores well on mBO_c "
+         "and badly on mBO_i. `figures/instances.png`: class vs instance pseudo mask and the runs' slots.", "",
+         "| run | protocol | " + " | ".join(cols) + " |", "|---|---|" + "---:|" * len(cols)]
+    for name, r in runs.items():
+        for p in ("glass", "dinosaur"):
+            L.append(f"| {RUNS[name]['title']} | {'GLASS-release' if p == 'glass' else 'DINOSAUR'} | "
+                     + " | ".join(_fmt(r[p][k]) for k in DISCOVERY_KEYS) + " |")
+    return L
+
 # %% ../../nbs/97_toy_demo.ipynb #59e02aac
 def _fmt(v) -> str: return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
@@ -267,6 +326,7 @@ def report_markdown(metrics: dict, details: dict) -> str:
               "showed'), exact colour-oracle masks of GLASS's own generated images also trained slots less well than "
               "the pseudo masks did, and the order of these two runs moves with the budget and the seed."]
     L += ["", "What each row is:", ""] + [f"- **{RUNS[k]['title']}**: {RUNS[k]['meaning']}." for k in runs]
+    L += repeated_report(metrics, d["size"].get("n_repeated", 0))
     L += ["", "## Pseudo masks", "",
           "Class-token cross-attention of the toy model read on the held-out real scenes (noised at t = "
           f"{', '.join(map(str, d['size']['timesteps']))}, one UNet pass each, prompt `caption; classes`), refined and "
@@ -286,7 +346,8 @@ def report_markdown(metrics: dict, details: dict) -> str:
     L += [f"- `{k}` = `{value}`: {why}" for k, (value, why) in departures().items()]
     L += ["", "Figures: `figures/scenes.png` (real scenes, ground truth, pseudo masks), `figures/generated.png` "
           "(generated images, pseudo masks, colour oracle), `figures/slots.png` (each run's slot masks side by side), "
-          "`figures/losses.png` (loss curves).", "",
+          "`figures/losses.png` (loss curves), `figures/instances.png` (class vs instance pseudo masks, slots of GLASS "
+          "with each).", "",
           "All numbers above were computed by this run (`metrics.json`, `details.json`)."]
     return "\n".join(L) + "\n"
 
@@ -335,12 +396,13 @@ def _choose_model(out: Path, model, retrain: bool) -> tuple:
     return Path(asset_path("toy-sd")), "the shipped checkpoint"
 
 def _stage_world(st, out: Path, size: DemoSize, seed: int) -> tuple:
-    "Stage 1: render the `train` and `val` splits and write them, with the prompts file of `glass-generate`."
+    "Stage 1: render the `train`, `val` and `repeated` splits and write them, with the prompts file of `glass-generate`."
     with st("world"):
         train_split, val = render_split("train", size.n_train, seed), render_split("val", size.n_val, seed)
         save_split(train_split, out/"world"); save_split(val, out/"world")
+        repeated = render_split("repeated", size.n_repeated, seed); save_split(repeated, out/"world")
         write_records(train_split, out/"world"/"train_prompts.jsonl")
-    return train_split, val
+    return train_split, val, repeated
 
 def _stage_pretrain(st, path: Path, note: str, fresh: bool, steps: int, seed: int, progress: bool) -> dict | None:
     "Stage 2: pretrain the toy model when this run owns it and it is missing or unfinished; its log, if there is one."
@@ -357,30 +419,32 @@ def _stage_generate(st, pipe, out: Path, cfg_for, progress: bool, cpu: bool) -> 
     gen_vs_colour = {}
     for k, src in GEN_SOURCES.items():
         with st(f"generate_{k}"):
-            generate(apply_overrides(cfg_for(), {"prompts.source": src}), out/"world"/"train_prompts.jsonl", out/"gen"/k,
+            generate(apply_overrides(cfg_for(), {"prompts.source": src, **(INSTANCE_GENERATION if k == "glass" else {})}), out/"world"/"train_prompts.jsonl", out/"gen"/k,
                      pipe=pipe, progress=progress, cpu=cpu)
         gen_vs_colour[k] = generated_scores(out/"gen"/k)
     return gen_vs_colour
 
-def _stage_runs(st, say, out: Path, cfg_for, val, progress: bool, dev) -> tuple:
+def _stage_runs(st, say, out: Path, cfg_for, val, progress: bool, dev, repeated=None) -> tuple:
     "Stages 5-6: the four runs, each trained and evaluated on the held-out scenes: `(metrics per run, models)`."
     results, models = {}, {}
     for name, spec in RUNS.items():
         say(f"[glass-demo] run {name}: {RUNS[name]['meaning']}")
         m, models[name], t = train_and_evaluate(cfg_for(**spec["set"]), out/"gen"/spec["data"], out/"runs"/name, val,
-                                                progress, dev)
+                                                progress, dev, repeated)
         st.add(f"train_{name}", t["train"]); st.add(f"evaluate_{name}", t["evaluate"])
         say(f"[glass-demo] train_{name}: {t['train']:.1f} s, evaluate_{name}: {t['evaluate']:.1f} s; "
             f"mBO_i {m['protocols']['dinosaur']['mbo_i']:.3f} (DINOSAUR protocol)")
         results[name] = m
     return results, models
 
-def _stage_figures(out: Path, val, pseudo, models: dict, pretrain_log):
+def _stage_figures(out: Path, val, pseudo, models: dict, pretrain_log, repeated=None):
     "Stage 7a: the four figures of the report."
     fd = out/"figures"
     scenes_figure(val, pseudo, path=fd/"scenes.png")
     generated_figure(out/"gen"/"glass", path=fd/"generated.png")
     slots_figure(models, val, path=fd/"slots.png")
+    if repeated is not None:
+        instances_figure(out/"gen"/"glass", {k: models[k] for k in ("glass", "glass_instances")}, repeated, path=fd/"instances.png")
     losses_figure(out, pretrain_log, path=fd/"losses.png")
 
 def _write_results(out: Path, st, say, run: dict, pm: dict, gen_vs_colour: dict, results: dict, pretrain_log) -> dict:
@@ -415,7 +479,7 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
         cfg = cfg_for()                                       # a bad override fails here, before any work
         _check_settings(out, json.loads(json.dumps({"size": asdict(size), "seed": seed, "model": str(path),
                                                     "overrides": {k: str(v) for k, v in overrides.items()}})), fresh)
-        train_split, val = _stage_world(st, out, size, seed)
+        train_split, val, repeated = _stage_world(st, out, size, seed)
         pretrain_log = _stage_pretrain(st, path, note, fresh, pretrain_steps or (100 if quick else PRETRAIN_STEPS), seed, progress)
         save_config(cfg, out/"config.json")
         with st("load_model"):
@@ -428,8 +492,8 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
         gen_vs_colour = _stage_generate(st, pipe, out, cfg_for, progress, cpu)
         with st("real_shards"):
             write_real_shards(train_split, pipe.vae, out/"gen"/"real", cfg.generate.items_per_shard, progress=progress)
-        results, models = _stage_runs(st, say, out, cfg_for, val, progress, dev)
-        with st("report"): _stage_figures(out, val, pseudo, models, pretrain_log)
+        results, models = _stage_runs(st, say, out, cfg_for, val, progress, dev, repeated)
+        with st("report"): _stage_figures(out, val, pseudo, models, pretrain_log, repeated)
         run = {"size": asdict(size), "seed": seed, "model": str(path), "model_note": note}
         return _write_results(out, st, say, run, pm, gen_vs_colour, results, pretrain_log)
     finally:
@@ -452,8 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="glass-demo", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the whole GLASS pipeline on the toy world on a CPU: captions -> prompts -> generated images with "
-                    "class-token pseudo masks -> four slot-training runs (unguided, GLASS, GLASS-dagger, ground-truth-mask "
-                    "guidance) -> evaluation on held-out real scenes in both protocols. Writes report.md, metrics.json, "
+                    "class-token pseudo masks -> five slot-training runs (unguided, GLASS, GLASS with instance masks, GLASS-dagger, "
+                    "ground-truth-mask guidance) -> evaluation on held-out real scenes (and on scenes where a class repeats) "
+                    "in both protocols. Writes report.md, metrics.json, "
                     "details.json and figures/ into --out. Rerunning the same command resumes finished stages.",
         epilog="Examples:\n  glass-demo                      # everything, with the shipped toy model (5-8 min on 2 cores)\n"
                "  glass-demo --retrain            # pretrain the toy model first (10 more minutes)\n"

@@ -13,13 +13,14 @@ import zipfile
 
 # %% auto #0
 __all__ = ['CLASSES', 'HUES', 'NUMBER_WORDS', 'SPLITS', 'Scene', 'shape_mask', 'render_scene', 'caption', 'ToySplit',
-           'render_split', 'save_split', 'load_split', 'eval_dataset', 'write_records', 'colour_segmentation']
+           'render_split', 'render_repeated_scene', 'save_split', 'load_split', 'eval_dataset', 'write_records',
+           'colour_segmentation']
 
 # %% ../../nbs/95_toy_world.ipynb #0e0f393d
 CLASSES = ("circle", "square", "triangle")
 HUES = {"circle": 0.0, "square": 0.33, "triangle": 0.62}          # red-ish, green-ish, blue-ish
 NUMBER_WORDS = {2: "two", 3: "three"}
-SPLITS = {"pretrain": 0, "train": 1, "val": 2}
+SPLITS = {"pretrain": 0, "train": 1, "val": 2, "repeated": 3}
 
 @dataclass
 class Scene:
@@ -117,19 +118,75 @@ def _split_id(split: str) -> int:
     return SPLITS[split]
 
 def render_split(split: str, n: int, seed: int = 0, size: int = 32, progress: bool = False) -> ToySplit:
-    "Render `n` scenes of `split` ('pretrain', 'train' or 'val') deterministically from `seed`."
+    "Render `n` scenes of `split` ('pretrain', 'train', 'val' or 'repeated') deterministically from `seed`."
     from tqdm.auto import tqdm
     sid = _split_id(split)
     miss = 0.15 if split == "train" else 0.0
     scenes, recs = [], []
     for i in tqdm(range(n), desc=f"render {split}", disable=not progress, unit="scene"):
         rng = np.random.default_rng([seed, sid, i])
-        s = render_scene(rng, size)
+        s = (render_repeated_scene if split == "repeated" else render_scene)(rng, size)
         scenes.append(s)
         recs.append({"id": i, "caption": caption(s.objects, rng, miss), "objects": s.objects,
                      "labels": [c for c in CLASSES if c in s.objects]})
     st = lambda k: np.stack([getattr(s, k) for s in scenes]) if scenes else np.zeros((0, size, size) + ((3,) if k == "image" else ()), np.uint8)
     return ToySplit(split, st("image"), st("instance"), st("classes"), recs)
+
+# %% ../../nbs/95_toy_world.ipynb #f9694599
+def _touch(a: np.ndarray, b: np.ndarray) -> bool:
+    "Do boolean masks `a` and `b` overlap or touch (4-neighbours)?"
+    from scipy import ndimage
+    return bool((ndimage.binary_dilation(a) & b).any())
+
+def _place_objects(rng, kinds: list, xx, yy, size: int, touch: bool) -> list:
+    "(class, mask, colour) of `kinds`: the second beside the first when `touch`, the others apart; fewer if no room."
+    placed, objs = [], []
+    for j, name in enumerate(kinds):
+        for _ in range(100):
+            r = rng.uniform(4.0, 6.5)
+            if j == 1 and touch:                              # centres closer than the sum of the sizes
+                px, py, pr = placed[0]; a = rng.uniform(0, 2 * math.pi); d = rng.uniform(0.75, 1.0) * (r + pr)
+                cx, cy = px + d * math.cos(a), py + d * math.sin(a)
+                if r + 1 <= cx <= size - r - 1 and r + 1 <= cy <= size - r - 1: break
+            else:
+                cx, cy = rng.uniform(r + 1, size - r - 1, 2)
+                if all((cx - px) ** 2 + (cy - py) ** 2 > (r + pr + 1.5) ** 2 for px, py, pr in placed): break
+        else: break
+        placed.append((cx, cy, r))
+        col = _hsv(HUES[name] + rng.uniform(-0.035, 0.035), rng.uniform(0.65, 0.95), rng.uniform(0.65, 0.95))
+        objs.append((name, shape_mask(name, xx, yy, cx, cy, r, rng.uniform(0, 2 * math.pi)), col))
+    return objs
+
+def _kept_promise(objs: list, inst: np.ndarray, supersample: int, touch: bool) -> bool:
+    "Is every object at least 40% visible, and do the first two touch exactly when `touch` (the others never)?"
+    if min((inst == j + 1).sum() for j in range(len(objs))) < 0.4 * min(o[1].sum() / supersample ** 2 for o in objs): return False
+    if _touch(inst == 1, inst == 2) != touch: return False
+    return touch or len(objs) < 3 or objs[2][0] != objs[0][0] or not (_touch(inst == 1, inst == 3) or _touch(inst == 2, inst == 3))
+
+def render_repeated_scene(rng: np.random.Generator, size: int = 32, supersample: int = 4) -> Scene:
+    "A scene of 2-3 objects of one class (+ at most one other, 3 in all); in about half the first two touch."
+    rep = CLASSES[int(rng.integers(0, len(CLASSES)))]
+    m = 3 if rng.random() < 0.25 else 2
+    kinds = [rep] * m + ([CLASSES[(CLASSES.index(rep) + int(rng.integers(1, len(CLASSES)))) % len(CLASSES)]]
+                         if m == 2 and rng.random() < 0.5 else [])
+    touch = bool(rng.random() < 0.5)
+    g = (np.arange(size * supersample) + 0.5) / supersample
+    yy, xx = np.meshgrid(g, g, indexing="ij")
+    for _ in range(200):
+        base = _hsv(rng.random(), rng.uniform(0.0, 0.18), rng.uniform(0.3, 0.8))
+        ang, amp = rng.uniform(0, 2 * math.pi), rng.uniform(0.0, 0.2)
+        grad = ((math.cos(ang) * (xx - size / 2) + math.sin(ang) * (yy - size / 2)) / size)[..., None] * amp
+        objs = _place_objects(rng, kinds, xx, yy, size, touch)
+        if len(objs) < len(kinds): continue
+        vis = [o[1] & ~np.any([p[1] for p in objs[j + 1:]], 0) if j + 1 < len(objs) else o[1] for j, o in enumerate(objs)]
+        cov = np.stack(vis).reshape(len(objs), size, supersample, size, supersample).mean((2, 4))
+        inst = np.where(cov.max(0) >= 0.5, cov.argmax(0) + 1, 0).astype(np.uint8)
+        if _kept_promise(objs, inst, supersample, touch): break
+    img = np.clip(base + grad, 0, 1)
+    for _, mk, col in objs: img = np.where(mk[..., None], col, img)
+    img = np.clip(img.reshape(size, supersample, size, supersample, 3).mean((1, 3)) + rng.normal(0, 0.01, (size, size, 3)), 0, 1)
+    lut = np.array([0] + [CLASSES.index(o[0]) + 1 for o in objs], np.uint8)
+    return Scene((img * 255).round().astype(np.uint8), inst, lut[inst], [o[0] for o in objs])
 
 # %% ../../nbs/95_toy_world.ipynb #aedb6ba2
 def save_split(split: ToySplit, folder) -> Path:
