@@ -24,13 +24,16 @@ def quick(tmp_path_factory):
 def test_metrics_json_has_exactly_the_promised_shape(quick):
     out, metrics = quick
     m = metrics
-    assert set(m) == {"pseudo_masks", "runs", "seconds"}
+    assert set(m) == {"pseudo_masks", "runs", "unconditional", "seconds"}
     assert set(m["pseudo_masks"]) == {"object_miou", "class_miou"}
     assert set(m["runs"]) == {"unguided", "glass", "glass_instances", "glass_dagger", "gt_masks"}
     for run in m["runs"].values():
-        assert set(run) == {"dinosaur", "glass", "repeated"} and set(run["repeated"]) == {"dinosaur", "glass"}
+        assert set(run) == {"dinosaur", "glass", "repeated", "probe", "reconstruction"} and set(run["repeated"]) == {"dinosaur", "glass"}
         for proto in (run["dinosaur"], run["glass"], run["repeated"]["dinosaur"], run["repeated"]["glass"]):
             assert set(proto) == KEYS and all(0 <= v <= 1 for v in proto.values())
+        assert set(run["reconstruction"]) == {"psnr", "fid", "conditioning_gap"} and run["reconstruction"]["psnr"] > 0
+        assert set(run["probe"]) == {"accuracy", "detrate", "n_test"}
+    assert set(m["unconditional"]["reconstruction"]) == {"psnr", "fid", "conditioning_gap"}
     assert m["seconds"]["total"] > 0 and all(k in m["seconds"] for k in ("world", "pseudo_masks", "generate_glass", "train_glass"))
     for v in m["pseudo_masks"].values(): assert 0 <= v <= 1
 
@@ -39,12 +42,12 @@ def test_report_and_figures(quick):
     out, m = quick
     rep = (out / "report.md").read_text()
     for title in ("Unguided", "GLASS", "GLASS†", "GT-mask guidance", "GLASS + instance masks", "Scenes where a class repeats",
-                  "Pseudo masks", "Stage times", "Departures"):
+                  "Pseudo masks", "Stage times", "Departures", "The decoder path"):
         assert title in rep, title
     assert f"{m['pseudo_masks']['object_miou']:.3f}" in rep                  # the numbers come from the run
     assert f"{m['runs']['glass']['dinosaur']['mbo_i']:.3f}" in rep
     assert f"{m['runs']['glass_instances']['repeated']['dinosaur']['mbo_i']:.3f}" in rep
-    for f in ("scenes", "generated", "slots", "losses", "instances"): assert (out / "figures" / f"{f}.png").stat().st_size > 1000
+    for f in ("scenes", "generated", "slots", "losses", "instances", "reconstructions"): assert (out / "figures" / f"{f}.png").stat().st_size > 1000
     det = json.loads((out / "details.json").read_text())
     assert det["config"]["encoder"]["kind"] == "cnn" and det["config"]["generate"]["refine_power"] == 0
 
