@@ -6,6 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+pytestmark = pytest.mark.xdist_group("evaluate")   # its module-scoped fixtures are built once, on one worker
+
 ROOT = Path(__file__).resolve().parents[1]
 # grey background, then one colour per object; each object also has its own class, so class masks = instance masks
 COLOURS = [(128, 128, 128), (220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 220, 40)]

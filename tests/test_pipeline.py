@@ -11,6 +11,8 @@ from glass.testing import write_tiny_voc
 from glass.classes import labels_to_classes
 from glass.io import read_jsonl
 
+pytestmark = pytest.mark.xdist_group("pipeline")   # its module-scoped fixtures are built once, on one worker
+
 METRICS = {"mbo_i", "mbo_c", "miou", "corloc", "detrate"}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "TOKENIZERS_PARALLELISM": "false",
        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}

@@ -10,6 +10,8 @@ from glass.testing import write_test_shards
 from glass.checkpoint import list_checkpoints, checkpoint_name
 from glass.train import train, build_parser, read_log
 
+pytestmark = pytest.mark.xdist_group("train")   # its module-scoped fixtures are built once, on one worker
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
 STEPS, EVERY = 12, 3

@@ -61,7 +61,8 @@ class DemoSize:
     n_recon: int = 64           # held-out scenes reconstructed from each run's slots (decoder path)
     recon_steps: int = 10       # DPM-Solver++ steps per reconstruction
 
-SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=64, n_val=100, gen_steps=10, train_steps=60, batch_size=16, n_repeated=50)}
+SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=48, n_val=64, gen_steps=8, train_steps=40, batch_size=16,
+                                               n_repeated=24, n_recon=8, recon_steps=4)}
 
 def demo_config(model, size: DemoSize, seed: int = 0, **overrides) -> GlassConfig:
     "The `toy` preset with the demo's model folder, budget and seed; dotted `overrides` on top."
@@ -313,6 +314,7 @@ def losses_figure(out, pretrain_log: dict | None = None, path=None):
 
 def reconstructions_figure(split, recs: dict, n: int = 8, path=None):
     "Held-out scenes (columns): the scene, then each run's reconstruction from its slots, then an unconditional sample."
+    n = min(n, *(len(r) for r in recs.values()))
     rows = [list(split.images[:n])] + [[(r[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for i in range(n)]
                                        for r in recs.values()]
     titles = ["scene"] + [RUNS[k]["title"].split(" (")[0] if k in RUNS else k for k in recs]
