@@ -639,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs="?", choices=["run", "pretrain"], default="run",
                    help="run: the whole demo (default); pretrain: only train the toy text-to-image model")
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder of a run (default runs/demo)")
-    p.add_argument("--quick", action="store_true", help="reduced sizes (64 training scenes, 60 steps per run, 100 test scenes)")
+    p.add_argument("--quick", action="store_true", help="reduced sizes (48 training scenes, 40 steps per run, 64 test scenes)")
     p.add_argument("--retrain", action="store_true", help="pretrain the toy model into <out>/toy-sd instead of using the shipped one")
     p.add_argument("--model", metavar="DIR", help="use this toy pipeline folder (default: the shipped glass/assets/toy-sd)")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in --out instead of resuming")
