@@ -61,8 +61,8 @@ class DemoSize:
     n_recon: int = 64           # held-out scenes reconstructed from each run's slots (decoder path)
     recon_steps: int = 10       # DPM-Solver++ steps per reconstruction
 
-SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=48, n_val=64, gen_steps=8, train_steps=40, batch_size=16,
-                                               n_repeated=24, n_recon=8, recon_steps=4)}
+SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=32, n_val=48, gen_steps=8, train_steps=40, batch_size=8,
+                                               n_repeated=16, n_recon=8, recon_steps=4)}
 
 def demo_config(model, size: DemoSize, seed: int = 0, **overrides) -> GlassConfig:
     "The `toy` preset with the demo's model folder, budget and seed; dotted `overrides` on top."
@@ -639,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs="?", choices=["run", "pretrain"], default="run",
                    help="run: the whole demo (default); pretrain: only train the toy text-to-image model")
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder of a run (default runs/demo)")
-    p.add_argument("--quick", action="store_true", help="reduced sizes (48 training scenes, 40 steps per run, 64 test scenes)")
+    p.add_argument("--quick", action="store_true", help="reduced sizes (32 training scenes, 40 steps of batch 8 per run, 48 test scenes)")
     p.add_argument("--retrain", action="store_true", help="pretrain the toy model into <out>/toy-sd instead of using the shipped one")
     p.add_argument("--model", metavar="DIR", help="use this toy pipeline folder (default: the shipped glass/assets/toy-sd)")
     p.add_argument("--fresh", action="store_true", help="discard earlier results in --out instead of resuming")
