@@ -15,10 +15,10 @@ from ..io import asset_path, atomic_path, load_pretrained
 from .world import render_split
 
 # %% auto #0
-__all__ = ['TOY_WORDS', 'TOY_MAX_TOKENS', 'PROMPT_FORMS', 'PRETRAIN_STEPS', 'SAMPLE_PROMPTS', 'quiet_libraries', 'toy_tokenizer',
-           'toy_unet_config', 'toy_scheduler', 'build_toy_parts', 'toy_pipeline', 'prompt_forms', 'train_vae',
-           'encode_images', 'plot_pretrain_log', 'sample_grid', 'pretrain', 'pretrain_command', 'has_toy_model',
-           'load_toy_pipeline']
+__all__ = ['TOY_WORDS', 'TOY_MAX_TOKENS', 'PROMPT_FORMS', 'PRETRAIN_STEPS', 'NOISE_SHIFT', 'SAMPLE_PROMPTS', 'quiet_libraries',
+           'toy_tokenizer', 'toy_unet_config', 'shifted_cosine_betas', 'toy_scheduler', 'build_toy_parts',
+           'toy_pipeline', 'prompt_forms', 'train_vae', 'encode_images', 'plot_pretrain_log', 'sample_grid', 'pretrain',
+           'pretrain_command', 'has_toy_model', 'load_toy_pipeline']
 
 # %% ../../nbs/96_toy_model.ipynb #8a036a32
 def quiet_libraries():
@@ -48,10 +48,21 @@ def toy_unet_config(cross_attention_dim: int = 64, channels=(48, 96)) -> dict:
                 down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
                 mid_block_type="UNetMidBlock2D", attention_head_dim=(4, 4), use_linear_projection=True)
 
-def toy_scheduler(kind: str = "ddim"):
-    "The toy noise schedule: 1000 steps, cosine betas, v-prediction (`ddim` for sampling, `ddpm` for training)."
+def shifted_cosine_betas(shift: float = 1.0, n: int = 1000, max_beta: float = 0.999) -> list:
+    "Betas of the cosine schedule (diffusers' `squaredcos_cap_v2`) with its log-SNR moved by -2 log(`shift`)."
+    t = np.arange(n + 1) / n
+    f = np.cos((t + 0.008) / 1.008 * np.pi / 2) ** 2
+    ab = np.clip(f / f[0], 1e-12, 1 - 1e-12)
+    ab = 1 / (1 + (1 - ab) / ab * shift ** 2)              # sigmoid(log-SNR - 2 log shift)
+    if shift == 1: ab[0] = 1.0
+    return np.minimum(1 - ab[1:] / ab[:-1], max_beta).tolist()
+
+def toy_scheduler(kind: str = "ddim", shift: float = 1.0):
+    """The toy noise schedule: 1000 steps, cosine betas (log-SNR shifted down by 2 log `shift`), v-prediction
+    (`ddim` for sampling, `ddpm` for training)."""
     from diffusers import DDIMScheduler, DDPMScheduler
-    kw = dict(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False)
+    betas = dict(beta_schedule="squaredcos_cap_v2") if shift == 1 else dict(trained_betas=shifted_cosine_betas(shift))
+    kw = dict(num_train_timesteps=1000, **betas, prediction_type="v_prediction", clip_sample=False)
     if kind == "ddpm": return DDPMScheduler(**kw)
     return DDIMScheduler(**kw, set_alpha_to_one=False, steps_offset=1)
 
@@ -82,16 +93,17 @@ def build_toy_parts(seed: int = 0, dim: int = 64, channels=(48, 96), text_layers
             if name.endswith("attn2"): m.to_q.weight.mul_(4.0)
     return {"tokenizer": tok, "text_encoder": text, "vae": vae, "unet": unet}
 
-def toy_pipeline(parts: dict):
-    "A `StableDiffusionPipeline` from toy parts (no safety checker), with the toy DDIM scheduler."
+def toy_pipeline(parts: dict, shift: float = 1.0):
+    "A `StableDiffusionPipeline` from toy parts (no safety checker), with the toy DDIM scheduler of noise `shift`."
     from diffusers import StableDiffusionPipeline
     return StableDiffusionPipeline(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"],
-                                   unet=parts["unet"], scheduler=toy_scheduler("ddim"), safety_checker=None,
+                                   unet=parts["unet"], scheduler=toy_scheduler("ddim", shift), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
 
 # %% ../../nbs/96_toy_model.ipynb #5ef97c44
 PROMPT_FORMS = {"caption": 0.40, "caption; classes": 0.25, "classes": 0.25, "empty": 0.10}
 PRETRAIN_STEPS = 600
+NOISE_SHIFT = 1.0
 
 def prompt_forms(record: dict, rng: np.random.Generator) -> list:
     "The four training prompts of a scene record: caption, `caption; classes`, classes (shuffled), ''."
@@ -209,7 +221,7 @@ def _encode_corpus(r, X: torch.Tensor, seed: int, prompt_mix: dict, dev):
 
 def _optimiser(r, lr: float) -> float:
     "The scheduler, AdamW and the EMA copies of `r`, restored from an interrupted run; returns the seconds already spent."
-    r.sched = toy_scheduler("ddpm")
+    r.sched = toy_scheduler("ddpm", r.settings["noise_shift"])
     r.params = [p for m in (r.unet, r.text_encoder) for p in m.parameters() if p.requires_grad]   # not the frozen position table
     r.opt = torch.optim.AdamW(r.params, lr, weight_decay=0.01)
     r.ema_unet = copy.deepcopy(r.unet).requires_grad_(False)
@@ -271,7 +283,7 @@ def _train_unet(r, steps: int, minutes, max_steps, batch_size: int, lr: float, e
 def _write_model(r, out: Path, seed: int, stopped, t0: float, t_start: float, threads: int) -> dict:
     "Save the EMA weights as a pipeline folder with `train_log.json`, `loss.png`, `samples.png`; returns the log."
     pipe = toy_pipeline({"tokenizer": r.tokenizer, "text_encoder": r.ema_text.eval().cpu(), "vae": r.vae.cpu(),
-                         "unet": r.ema_unet.eval().cpu()})
+                         "unet": r.ema_unet.eval().cpu()}, r.settings["noise_shift"])
     rows = r.rows
     log = {"settings": r.settings, "steps_done": r.step, "stopped_early": stopped, "vae_loss": r.vae_loss, "rows": rows,
            "scaling_factor": r.scaling_factor, "unet_seconds": round(time.perf_counter() - t0, 1),
@@ -290,7 +302,7 @@ def pretrain(out, steps: int = PRETRAIN_STEPS, minutes: float | None = None, see
              vae_steps: int = 300, batch_size: int = 64, lr: float = 1e-3, ema: float = 0.995, threads: int = 1,
              checkpoint_every: int = 100, max_steps: int | None = None, progress: bool = True, channels=(48, 96),
              text_layers: int = 0, position_embeddings: bool = False, prompt_mix: dict | None = None,
-             device: str = "cpu") -> dict:
+             noise_shift: float = NOISE_SHIFT, device: str = "cpu") -> dict:
     """Train the toy text-to-image model and write it to `out` as a `StableDiffusionPipeline` folder, with
     `train_log.json`, `loss.png` and `samples.png`. Runs `steps` UNet steps; `minutes` or `max_steps` stop it early
     (the folder is written, and the state file beside it lets a later call with the same settings resume)."""
@@ -299,7 +311,7 @@ def pretrain(out, steps: int = PRETRAIN_STEPS, minutes: float | None = None, see
     if set(prompt_mix) != set(PROMPT_FORMS): raise ValueError(f"prompt_mix needs the keys {list(PROMPT_FORMS)}; got {list(prompt_mix)}")
     settings = dict(steps=steps, seed=seed, n_scenes=n_scenes, vae_steps=vae_steps, batch_size=batch_size, lr=lr, ema=ema,
                     channels=list(channels), text_layers=text_layers, position_embeddings=position_embeddings,
-                    prompt_forms=prompt_mix)
+                    prompt_forms=prompt_mix, noise_shift=noise_shift)
     dev = torch.device(device)
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
     t_start = time.perf_counter()

@@ -1,0 +1,20 @@
+"""The demo's `unguided` run at a longer budget on a finished demo's generated GLASS data, with its decoder path:
+`python benchmarks/toy_decoder_path/long_unguided.py DEMO_OUT STEPS` (the model is the demo's, from its settings)."""
+import json, sys
+from dataclasses import replace
+from pathlib import Path
+import torch
+from glass.toy.world import render_split
+from glass.toy.demo import SIZES, RUNS, demo_config, train_and_evaluate, run_metrics, decoder_path
+torch.set_num_threads(1)
+demo, steps = Path(sys.argv[1]), int(sys.argv[2])
+size = replace(SIZES["full"], train_steps=steps)
+model = json.loads((demo/"demo_settings.json").read_text())["model"]
+val = render_split("val", size.n_val, 0)
+m, mod, secs = train_and_evaluate(demo_config(model, size, 0, **RUNS["unguided"]["set"]), demo/"gen"/"glass",
+                                  demo/f"runs_long/unguided_{steps}", val, False, "cpu")
+rec, _ = decoder_path(mod, val.images, size.n_recon, size.recon_steps, 0)
+res = {"model": model, "steps": steps, "mbo_i": run_metrics(m)["dinosaur"]["mbo_i"], "mbo_i_release": run_metrics(m)["glass"]["mbo_i"],
+       **{k: rec[k] for k in ("conditioning_gap", "unconditional_gap", "psnr")}, "seconds": secs}
+print(json.dumps(res, indent=1))
+(demo/f"runs_long/unguided_{steps}.json").write_text(json.dumps(res, indent=1))
