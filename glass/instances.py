@@ -153,15 +153,30 @@ def _cut(mask, affinity, k, max_k, max_cut) -> list:
     ids = split_segment(mask, affinity, k, max_k, max_cut)
     return [ids == j for j in range(int(ids.max()) + 1) if (ids == j).any()]
 
+def _keep_largest(comps: list, k: int) -> list:
+    "The `k` largest of the boolean masks `comps`; each pixel of the others joins the nearest kept one."
+    from scipy import ndimage
+    comps = sorted(comps, key=lambda m: -int(m.sum()))
+    if len(comps) <= k: return comps
+    kept = np.zeros(comps[0].shape, np.int64)
+    for i, m in enumerate(comps[:k], 1): kept[m] = i
+    _, (iy, ix) = ndimage.distance_transform_edt(kept == 0, return_indices=True)
+    rest = np.any(comps[k:], axis=0)
+    kept = np.where(rest, kept[iy, ix], kept)
+    return [kept == i for i in range(1, k + 1)]
+
 def _auto_parts(lab, inst, affinity, counts: dict, max_k: int, max_cut: float) -> list:
-    "Components; where a class has fewer than its expected count, its largest components are cut into more parts."
+    """Per class, by the caption's count n: one segment when n = 1; else its n largest components (smaller ones join
+    the nearest), and with fewer than n the largest ones cut by the self-attention, as far as its eigengap allows."""
     parts = []
     for c in [int(v) for v in np.unique(lab) if v not in (0, 255)]:
-        comps = [inst == v for v in np.unique(inst[lab == c]) if v not in (0, 255)]
-        ks, want = [1] * len(comps), min(int(counts.get(c, 1)), max_k) if affinity is not None else 0
-        for _ in range(max(0, want - len(comps))):           # each extra instance goes to the largest area per part
+        want = min(int(counts.get(c, 1)), max_k)
+        if want <= 1: parts.append(lab == c); continue
+        comps = _keep_largest([inst == v for v in np.unique(inst[lab == c]) if v not in (0, 255)], want)
+        ks = [1] * len(comps)
+        for _ in range(want - len(comps) if affinity is not None else 0):   # each extra part to the largest area per part
             j = int(np.argmax([m.sum() / k for m, k in zip(comps, ks)])); ks[j] += 1
-        for m, k in zip(comps, ks): parts += _cut(m, affinity, k, max_k, max_cut) if k > 1 else [m]
+        for m, k in zip(comps, ks): parts += _cut(m, affinity, None, k, max_cut) if k > 1 else [m]
     return parts
 
 def instance_masks(labels, method: str = "auto", affinity=None, counts: dict | None = None, min_area: float = 0.002,

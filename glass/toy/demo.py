@@ -16,7 +16,7 @@ from ..io import asset_path, atomic_write_text
 from ..metrics import DISCOVERY_KEYS
 from ..shards import shard_name, write_manifest, write_shard
 from ..viz import color_mask, image_grid, overlay, save_figure
-from .world import CLASSES, colour_segmentation, render_split, save_split, write_records
+from .world import CLASSES, colour_segmentation, concat_splits, render_split, save_split, write_records
 from .model import has_toy_model, load_toy_pipeline, pretrain, pretrain_command, quiet_libraries, PRETRAIN_STEPS, _state_path
 
 # %% auto #0
@@ -51,6 +51,7 @@ def departures(cfg: GlassConfig | None = None) -> dict:
 class DemoSize:
     "How much of everything a demo run does."
     n_train: int = 192          # real training scenes: their captions become prompts of generated images
+    n_train_repeated: int = 64  # more training scenes, of the `train_repeated` split (a class repeats in each)
     n_val: int = 500            # held-out real scenes: evaluation and pseudo-mask quality
     gen_steps: int = 20         # DDIM steps per generated image
     train_steps: int = 120      # slot-training steps of each run
@@ -61,8 +62,8 @@ class DemoSize:
     n_recon: int = 64           # held-out scenes reconstructed from each run's slots (decoder path)
     recon_steps: int = 10       # DPM-Solver++ steps per reconstruction
 
-SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=32, n_val=48, gen_steps=8, train_steps=40, batch_size=8,
-                                               n_repeated=16, n_recon=8, recon_steps=4)}
+SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=32, n_train_repeated=8, n_val=48, gen_steps=8, train_steps=40,
+                                               batch_size=8, n_repeated=16, n_recon=8, recon_steps=4)}
 
 def demo_config(model, size: DemoSize, seed: int = 0, **overrides) -> GlassConfig:
     "The `toy` preset with the demo's model folder, budget and seed; dotted `overrides` on top."
@@ -488,9 +489,12 @@ def _choose_model(out: Path, model, retrain: bool) -> tuple:
     return Path(asset_path("toy-sd")), "the shipped checkpoint"
 
 def _stage_world(st, out: Path, size: DemoSize, seed: int) -> tuple:
-    "Stage 1: render the `train`, `val` and `repeated` splits and write them, with the prompts file of `glass-generate`."
+    """Stage 1: render the training scenes (`train` + `train_repeated`), the `val` and `repeated` splits and write them,
+    with the prompts file of `glass-generate`."""
     with st("world"):
-        train_split, val = render_split("train", size.n_train, seed), render_split("val", size.n_val, seed)
+        train_split = concat_splits("train", render_split("train", size.n_train, seed),
+                                    render_split("train_repeated", size.n_train_repeated, seed))
+        val = render_split("val", size.n_val, seed)
         save_split(train_split, out/"world"); save_split(val, out/"world")
         repeated = render_split("repeated", size.n_repeated, seed); save_split(repeated, out/"world")
         write_records(train_split, out/"world"/"train_prompts.jsonl")

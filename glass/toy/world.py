@@ -13,14 +13,14 @@ import zipfile
 
 # %% auto #0
 __all__ = ['CLASSES', 'HUES', 'NUMBER_WORDS', 'SPLITS', 'Scene', 'shape_mask', 'render_scene', 'caption', 'ToySplit',
-           'render_split', 'render_repeated_scene', 'save_split', 'load_split', 'eval_dataset', 'write_records',
-           'colour_segmentation']
+           'render_split', 'concat_splits', 'render_repeated_scene', 'save_split', 'load_split', 'eval_dataset',
+           'write_records', 'colour_segmentation']
 
 # %% ../../nbs/95_toy_world.ipynb #0e0f393d
 CLASSES = ("circle", "square", "triangle")
 HUES = {"circle": 0.0, "square": 0.33, "triangle": 0.62}          # red-ish, green-ish, blue-ish
 NUMBER_WORDS = {2: "two", 3: "three"}
-SPLITS = {"pretrain": 0, "train": 1, "val": 2, "repeated": 3}
+SPLITS = {"pretrain": 0, "train": 1, "val": 2, "repeated": 3, "train_repeated": 4}
 
 @dataclass
 class Scene:
@@ -118,19 +118,26 @@ def _split_id(split: str) -> int:
     return SPLITS[split]
 
 def render_split(split: str, n: int, seed: int = 0, size: int = 32, progress: bool = False) -> ToySplit:
-    "Render `n` scenes of `split` ('pretrain', 'train', 'val' or 'repeated') deterministically from `seed`."
+    "Render `n` scenes of `split` (a key of `SPLITS`) deterministically from `seed`."
     from tqdm.auto import tqdm
     sid = _split_id(split)
-    miss = 0.15 if split == "train" else 0.0
+    miss = 0.15 if split.startswith("train") else 0.0
     scenes, recs = [], []
     for i in tqdm(range(n), desc=f"render {split}", disable=not progress, unit="scene"):
         rng = np.random.default_rng([seed, sid, i])
-        s = (render_repeated_scene if split == "repeated" else render_scene)(rng, size)
+        s = (render_repeated_scene if split.endswith("repeated") else render_scene)(rng, size)
         scenes.append(s)
         recs.append({"id": i, "caption": caption(s.objects, rng, miss), "objects": s.objects,
                      "labels": [c for c in CLASSES if c in s.objects]})
     st = lambda k: np.stack([getattr(s, k) for s in scenes]) if scenes else np.zeros((0, size, size) + ((3,) if k == "image" else ()), np.uint8)
     return ToySplit(split, st("image"), st("instance"), st("classes"), recs)
+
+def concat_splits(name: str, *splits: ToySplit) -> ToySplit:
+    "One split `name` of the scenes of `splits` in order, records renumbered 0..n-1 (each keeps its `source` split and id)."
+    recs = [{**r, "id": i, "source": [name_i, r["id"]]}
+            for i, (name_i, r) in enumerate((s.name, r) for s in splits for r in s.records)]
+    cat = lambda k: np.concatenate([getattr(s, k) for s in splits])
+    return ToySplit(name, cat("images"), cat("instance"), cat("classes"), recs)
 
 # %% ../../nbs/95_toy_world.ipynb #f9694599
 def _touch(a: np.ndarray, b: np.ndarray) -> bool:
