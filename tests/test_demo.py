@@ -14,7 +14,7 @@ def quick(tmp_path_factory):
     if not toy_model.has_toy_model():   # no shipped checkpoint: a short pretraining (the numbers then say little)
         model = tmp_path_factory.mktemp("toy") / "toy-sd"
         toy_model.pretrain(model, steps=150, n_scenes=2000, vae_steps=150, progress=False)
-    args = ["--quick", "--out", str(out), "--no-progress"] + (["--model", str(model)] if model else [])
+    args = ["--quick", "--runs", "all", "--out", str(out), "--no-progress"] + (["--model", str(model)] if model else [])
     assert demo.main(args) is None                       # a console script: the exit status stays 0
     return out, json.loads((out / "metrics.json").read_text())
 
@@ -44,10 +44,16 @@ def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit) as e: demo.main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for opt in ("--out", "--quick", "--retrain", "--model", "--set", "--fresh", "--steps", "--minutes", "pretrain"):
+    for opt in ("--out", "--quick", "--retrain", "--model", "--set", "--fresh", "--steps", "--minutes", "--runs", "--threads", "pretrain"):
         assert opt in text, opt
 
 
-def test_bad_override_is_a_clear_error(tmp_path):
-    with pytest.raises(KeyError, match="guidance.weight"):
-        demo.main(["--quick", "--out", str(tmp_path / "x"), "--set", "guidance.wieght=2", "--no-progress"])
+@pytest.mark.parametrize("args, says", [(["--set", "guidance.wieght=2"], "guidance.weight"),
+                                         (["--runs", "glass,unguided,glass_dager"], "unknown demo run glass_dager"),
+                                         (["--runs", "glass"], "add unguided to --runs")])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, says):
+    with pytest.raises(SystemExit) as e:
+        demo.main(["--quick", "--out", str(tmp_path / "x"), "--no-progress"] + args)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 1 and err.startswith("glass-demo: error: ") and says in err and "\n" not in err, err
+    assert not (tmp_path / "x").exists()

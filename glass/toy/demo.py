@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..config import GlassConfig, preset, apply_overrides, parse_overrides, save_config, config_diff, flatten_config
-from ..core import get_device
+from ..core import command, get_device
 from ..io import asset_path, atomic_write_text
 from ..metrics import DISCOVERY_KEYS
 from ..shards import shard_name, write_manifest, write_shard
@@ -20,13 +20,13 @@ from .world import CLASSES, colour_segmentation, concat_splits, render_split, sa
 from .model import has_toy_model, load_toy_pipeline, pretrain, pretrain_command, quiet_libraries, PRETRAIN_STEPS, _state_path
 
 # %% auto #0
-__all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'PROBE_STEPS', 'DECODER_PATH_TIMESTEPS', 'INSTANCE_GENERATION',
-           'departures', 'DemoSize', 'demo_config', 'class_id_map', 'scene_classes', 'tap_real_scenes',
-           'real_scene_masks', 'mask_iou_scores', 'write_real_shards', 'run_metrics', 'probe_summary',
-           'train_and_evaluate', 'diffusion_losses', 'conditioning_gap', 'psnr', 'decoder_path',
+__all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'DEFAULT_RUNS', 'PROBE_STEPS', 'DECODER_PATH_TIMESTEPS',
+           'INSTANCE_GENERATION', 'departures', 'DemoSize', 'demo_config', 'class_id_map', 'scene_classes',
+           'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores', 'write_real_shards', 'select_runs', 'run_metrics',
+           'probe_summary', 'train_and_evaluate', 'diffusion_losses', 'conditioning_gap', 'psnr', 'decoder_path',
            'unconditional_reference', 'scenes_figure', 'generated_figure', 'slots_figure', 'losses_figure',
            'reconstructions_figure', 'slot_argmax', 'instances_figure', 'repeated_report', 'report_markdown',
-           'run_demo', 'generated_scores', 'build_parser', 'main']
+           'usable_cores', 'run_demo', 'generated_scores', 'build_parser', 'main']
 
 # %% ../../nbs/97_toy_demo.ipynb #0562a679
 TOY_DEPARTURES = {
@@ -177,6 +177,17 @@ RUNS = {
                              "the best masks there are, on the images evaluated"),
 }
 GEN_SOURCES = {"glass": "caption", "glass_dagger": "labels"}
+DEFAULT_RUNS = ("unguided", "glass", "glass_instances")   # `glass-demo`; `--runs all` adds GLASS-dagger and the GT-mask run
+
+def select_runs(runs=None) -> tuple:
+    "The run names of `runs` (None: `DEFAULT_RUNS`; 'all'; a comma-separated string or a list), in the order of `RUNS`."
+    if runs is None: return DEFAULT_RUNS
+    names = list(RUNS) if runs == "all" else [r.strip() for r in (runs.split(",") if isinstance(runs, str) else runs) if r.strip()]
+    bad = [r for r in names if r not in RUNS]
+    if bad or not names: raise ValueError(f"unknown demo run {', '.join(bad) or '(none given)'}: choose from {', '.join(RUNS)}, or 'all'")
+    missing = [r for r in ("unguided", "glass") if r not in names]
+    if missing: raise ValueError(f"the demo compares every run with 'unguided' and 'glass': add {', '.join(missing)} to --runs")
+    return tuple(r for r in RUNS if r in names)
 
 def run_metrics(metrics: dict) -> dict:
     "The five object-discovery numbers per protocol of a `glass.evaluate.evaluate` result (and of its `repeated` result)."
@@ -412,7 +423,7 @@ def report_markdown(metrics: dict, details: dict) -> str:
           "(GLASS-release protocol); the paper's COCO Table 3: Stable-LSD 25.9 -> GLASS 35.3, **1.36x**. The ratio is "
           "larger here because the toy decoder passes little signal to the slots (the decoder path below), so the unguided "
           "run learns little in the demo's two minutes, while the guided runs learn from the masks."]
-    if runs["gt_masks"]["dinosaur"]["mbo_i"] < runs["glass"]["dinosaur"]["mbo_i"]:
+    if "gt_masks" in runs and runs["gt_masks"]["dinosaur"]["mbo_i"] < runs["glass"]["dinosaur"]["mbo_i"]:
         L += ["", "At this budget the ground-truth-mask run ends below GLASS. It is the upper bound on the *masks* (exact "
               "instead of attention-derived), not on slots trained for a few minutes: in the demo chapter ('What the runs "
               "showed'), exact colour-oracle masks of GLASS's own generated images also trained slots less well than "
@@ -461,6 +472,10 @@ class _Stages:
     def add(self, name, secs): self.seconds[name] = self.seconds.get(name, 0.0) + secs
     def total(self): return time.perf_counter() - self.t0
 
+def usable_cores() -> int:
+    "The number of CPU cores this process may run on (its affinity mask where the system has one)."
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
 def _machine() -> str:
     import platform
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
@@ -500,30 +515,31 @@ def _stage_world(st, out: Path, size: DemoSize, seed: int) -> tuple:
         write_records(train_split, out/"world"/"train_prompts.jsonl")
     return train_split, val, repeated
 
-def _stage_pretrain(st, path: Path, note: str, fresh: bool, steps: int, seed: int, progress: bool) -> dict | None:
+def _stage_pretrain(st, path: Path, note: str, fresh: bool, steps: int, seed: int, progress: bool, threads: int = 1) -> dict | None:
     "Stage 2: pretrain the toy model when this run owns it and it is missing or unfinished; its log, if there is one."
     pretrain_log = None
     if note == "pretrained by this run" and (fresh or not has_toy_model(path) or _state_path(path).exists()):
         with st("pretrain"):     # a finished folder from an earlier --retrain of this --out is reused
-            pretrain_log = pretrain(path, steps=steps, seed=seed, progress=progress)
+            pretrain_log = pretrain(path, steps=steps, seed=seed, progress=progress, threads=threads)
     if (path/"train_log.json").exists() and pretrain_log is None: pretrain_log = json.loads((path/"train_log.json").read_text())
     return pretrain_log
 
-def _stage_generate(st, pipe, out: Path, cfg_for, progress: bool, cpu: bool) -> dict:
-    "Stage 4: generated shards for GLASS (caption nouns) and GLASS† (labels); each scored against the colour oracle."
+def _stage_generate(st, pipe, out: Path, cfg_for, progress: bool, cpu: bool, runs=tuple(RUNS)) -> dict:
+    "Stage 4: generated shards of the `runs`: GLASS (caption nouns), GLASS† (labels); each scored against the colour oracle."
     from glass.generate import generate
     gen_vs_colour = {}
     for k, src in GEN_SOURCES.items():
+        if not any(RUNS[r]["data"] == k for r in runs): continue
         with st(f"generate_{k}"):
             generate(apply_overrides(cfg_for(), {"prompts.source": src, **(INSTANCE_GENERATION if k == "glass" else {})}), out/"world"/"train_prompts.jsonl", out/"gen"/k,
                      pipe=pipe, progress=progress, cpu=cpu)
         gen_vs_colour[k] = generated_scores(out/"gen"/k)
     return gen_vs_colour
 
-def _stage_runs(st, say, out: Path, cfg_for, val, progress: bool, dev, repeated=None) -> tuple:
-    "Stages 5-6: the four runs, each trained and evaluated on the held-out scenes: `(metrics per run, models)`."
+def _stage_runs(st, say, out: Path, cfg_for, val, progress: bool, dev, repeated=None, runs=tuple(RUNS)) -> tuple:
+    "Stages 5-6: the `runs`, each trained and evaluated on the held-out scenes: `(metrics per run, models)`."
     results, models = {}, {}
-    for name, spec in RUNS.items():
+    for name, spec in ((k, RUNS[k]) for k in runs):
         say(f"[glass-demo] run {name}: {RUNS[name]['meaning']}")
         m, models[name], t = train_and_evaluate(cfg_for(**spec["set"]), out/"gen"/spec["data"], out/"runs"/name, val,
                                                 progress, dev, repeated)
@@ -552,7 +568,7 @@ def _stage_figures(out: Path, val, pseudo, models: dict, pretrain_log, recs: dic
     scenes_figure(val, pseudo, path=fd/"scenes.png")
     generated_figure(out/"gen"/"glass", path=fd/"generated.png")
     slots_figure(models, val, path=fd/"slots.png")
-    if repeated is not None:
+    if repeated is not None and {"glass", "glass_instances"} <= set(models):
         instances_figure(out/"gen"/"glass", {k: models[k] for k in ("glass", "glass_instances")}, repeated, path=fd/"instances.png")
     losses_figure(out, pretrain_log, path=fd/"losses.png")
     reconstructions_figure(val, recs, path=fd/"reconstructions.png")
@@ -580,12 +596,13 @@ def _write_results(out: Path, st, say, run: dict, pm: dict, gen_vs_colour: dict,
     return metrics
 
 def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=None, overrides: dict | None = None,
-             size: DemoSize | None = None, seed: int = 0, threads: int = 1, device: str = "cpu", fresh: bool = False,
-             pretrain_steps: int | None = None, progress: bool = True, verbose: bool = True) -> dict:
+             size: DemoSize | None = None, seed: int = 0, threads: int | None = None, device: str = "cpu", fresh: bool = False,
+             pretrain_steps: int | None = None, progress: bool = True, verbose: bool = True, runs=None) -> dict:
     """The whole demo into `out`: world, (pretraining), pseudo-mask quality, generation, four slot-training runs,
     evaluation, figures, `metrics.json`, `details.json`, `report.md`. Reruns resume finished stages. Returns metrics."""
     out, size, overrides = Path(out), size or SIZES["quick" if quick else "full"], dict(overrides or {})
-    old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
+    runs = select_runs(runs)                                  # a bad name fails here, before any work
+    old_threads = torch.get_num_threads(); torch.set_num_threads(threads or usable_cores())
     st, say = _Stages(verbose), (print if verbose else (lambda *a, **k: None))
     dev = get_device(device); cpu = dev.type == "cpu"
     try:
@@ -595,7 +612,8 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
         _check_settings(out, json.loads(json.dumps({"size": asdict(size), "seed": seed, "model": str(path),
                                                     "overrides": {k: str(v) for k, v in overrides.items()}})), fresh)
         train_split, val, repeated = _stage_world(st, out, size, seed)
-        pretrain_log = _stage_pretrain(st, path, note, fresh, pretrain_steps or (100 if quick else PRETRAIN_STEPS), seed, progress)
+        pretrain_log = _stage_pretrain(st, path, note, fresh, pretrain_steps or (100 if quick else PRETRAIN_STEPS), seed, progress,
+                                       torch.get_num_threads())
         save_config(cfg, out/"config.json")
         with st("load_model"):
             pipe = load_toy_pipeline(path)
@@ -604,10 +622,11 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
             pseudo, _ = real_scene_masks(pipe, val, cfg, size.timesteps, seed=seed, progress=progress)
             pm = mask_iou_scores(pseudo, val.classes)
             say(f"[glass-demo] pseudo masks of real scenes: object mIoU {pm['object_miou']:.3f}, class mIoU {pm['class_miou']:.3f}")
-        gen_vs_colour = _stage_generate(st, pipe, out, cfg_for, progress, cpu)
-        with st("real_shards"):
-            write_real_shards(train_split, pipe.vae, out/"gen"/"real", cfg.generate.items_per_shard, progress=progress)
-        results, models = _stage_runs(st, say, out, cfg_for, val, progress, dev, repeated)
+        gen_vs_colour = _stage_generate(st, pipe, out, cfg_for, progress, cpu, runs)
+        if "gt_masks" in runs:
+            with st("real_shards"):
+                write_real_shards(train_split, pipe.vae, out/"gen"/"real", cfg.generate.items_per_shard, progress=progress)
+        results, models = _stage_runs(st, say, out, cfg_for, val, progress, dev, repeated, runs)
         recon, unc, recs = _stage_decoder_path(st, say, models, val, size, cfg.slots.num_slots, seed)
         with st("report"): _stage_figures(out, val, pseudo, models, pretrain_log, recs, repeated)
         run = {"size": asdict(size), "seed": seed, "model": str(path), "model_note": note}
@@ -653,25 +672,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-val", type=int, metavar="N", help="held-out real scenes for evaluation")
     p.add_argument("--train-steps", type=int, metavar="N", help="slot-training steps of each run")
     p.add_argument("--seed", type=int, default=0, help="seed of the world, the model and the runs (default 0)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadier on a busy machine)")
+    p.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
+    p.add_argument("--runs", metavar="NAMES", help=f"comma-separated runs, or 'all' (default {','.join(DEFAULT_RUNS)}; "
+                   f"all: {','.join(RUNS)})")
     p.add_argument("--device", default="cpu", help="cpu (default; the numbers in the docs), cuda, or auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also GLASS_DEBUG=1)")
     g = p.add_argument_group("pretrain")
     g.add_argument("--out-model", metavar="DIR", help="pretrain: folder to write (default: the shipped glass/assets/toy-sd)")
     g.add_argument("--steps", type=int, metavar="N", help=f"pretrain: UNet steps (default {PRETRAIN_STEPS})")
     g.add_argument("--minutes", type=float, metavar="M", help="pretrain: stop after M minutes (resumable)")
     return p
 
+@command("glass-demo")
 def main(argv=None):
     "The `glass-demo` console script (results are in the files it writes; it returns nothing, so the exit status is 0)."
     a = build_parser().parse_args(argv)
     if a.command == "pretrain":
-        pretrain_command(a.out_model, a.steps, a.minutes, a.seed, a.threads, progress=not a.no_progress)
+        pretrain_command(a.out_model, a.steps, a.minutes, a.seed, a.threads or usable_cores(), progress=not a.no_progress)
         return
     size = SIZES["quick" if a.quick else "full"]
     size = replace(size, **{k: v for k, v in (("n_train", a.n_train), ("n_val", a.n_val), ("train_steps", a.train_steps)) if v})
     run_demo(a.out, quick=a.quick, retrain=a.retrain, model=a.model, overrides=parse_overrides(a.set), size=size,
-             seed=a.seed, threads=a.threads, device=a.device, fresh=a.fresh, progress=not a.no_progress)
+             seed=a.seed, threads=a.threads, device=a.device, fresh=a.fresh, progress=not a.no_progress, runs=a.runs)
 
 # %% ../../nbs/97_toy_demo.ipynb #904505ce
 if __name__ == "__main__" and "get_ipython" not in globals(): main()
