@@ -53,13 +53,14 @@ class DemoSize:
     n_train: int = 192          # real training scenes: their captions become prompts of generated images
     n_train_repeated: int = 64  # more training scenes, of the `train_repeated` split (a class repeats in each)
     n_val: int = 500            # held-out real scenes: evaluation and pseudo-mask quality
-    gen_steps: int = 20         # DDIM steps per generated image
+    gen_sampler: str = "unipc"  # sampler of the generated images (the sampler study's choice: benchmarks/RESULTS.md)
+    gen_steps: int = 10         # its steps per generated image
     train_steps: int = 120      # slot-training steps of each run
     batch_size: int = 32
     lr: float = 1e-3
     timesteps: tuple = (100, 200, 300, 500, 700)   # noise levels at which real scenes are read (pseudo-mask quality)
     n_repeated: int = 200       # real scenes of the repeated-class split (every run is also scored there)
-    n_recon: int = 64           # held-out scenes reconstructed from each run's slots (decoder path)
+    n_recon: int = 32           # held-out scenes reconstructed from each run's slots (decoder path)
     recon_steps: int = 10       # DPM-Solver++ steps per reconstruction
 
 SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=32, n_train_repeated=8, n_val=48, gen_steps=8, train_steps=40,
@@ -68,6 +69,7 @@ SIZES = {"full": DemoSize(), "quick": DemoSize(n_train=32, n_train_repeated=8, n
 def demo_config(model, size: DemoSize, seed: int = 0, **overrides) -> GlassConfig:
     "The `toy` preset with the demo's model folder, budget and seed; dotted `overrides` on top."
     base = {"decoder.model": str(model), "train.seed": seed, "generate.seed": seed, "generate.steps": size.gen_steps,
+            "generate.sampler": size.gen_sampler,
             "train.steps": size.train_steps, "train.batch_size": size.batch_size, "train.lr": size.lr,
             "train.val_every": 0, "train.checkpoint_every": size.train_steps, "train.log_every": 10,
             "train.keep_checkpoints": 1}
@@ -195,7 +197,7 @@ def run_metrics(metrics: dict) -> dict:
     if "repeated" in metrics: out["repeated"] = run_metrics(metrics["repeated"])
     return out
 
-PROBE_STEPS = 2000
+PROBE_STEPS = 500
 
 def probe_summary(metrics: dict) -> dict | None:
     "Accuracy (None without test objects) and detection rate of the class probe on matched slots at IoU 0.5 of a `glass.evaluate.evaluate` result (None without a probe)."
