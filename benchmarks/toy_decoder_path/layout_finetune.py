@@ -3,8 +3,7 @@ busy for a from-scratch pretraining of layout_pretrain.py in the time left)."""
 import copy, json, sys, time
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
-sys.path.insert(0, str(Path(__file__).parent))
-from layout_pretrain import LayoutTokens, scene_layouts, LAYOUT_TOKENS
+from glass.toy.model import LayoutTokens, scene_layouts, LAYOUT_SLOTS as LAYOUT_TOKENS
 from glass.toy.world import render_split
 from glass.toy.model import (prompt_forms, PROMPT_FORMS, TOY_MAX_TOKENS, encode_images, toy_scheduler, _save_folder,
                              load_toy_pipeline, toy_pipeline)

@@ -1,21 +1,19 @@
 """Decoder capacity with oracle conditioning: diffusion loss with the scene's own layout tokens vs another scene's vs
-unconditional, and reconstructions from layout tokens (a model pretrained with layout_pretrain.py)."""
+unconditional, and reconstructions from layout tokens (a model pretrained with `pretrain(layout_fraction=...)`):
+`python benchmarks/toy_decoder_path/oracle_gap.py MODEL [N]`; writes MODEL/oracle_reconstructions.png."""
 import json, sys
 from pathlib import Path
 import numpy as np, torch
-sys.path.insert(0, str(Path(__file__).parent))
-from layout_pretrain import LayoutTokens, scene_layouts
 from glass.toy.demo import diffusion_losses, conditioning_gap as gap, psnr
 from glass.toy.world import render_split
-from glass.toy.model import load_toy_pipeline
+from glass.toy.model import load_toy_pipeline, load_layout_tokens, scene_layouts
 from glass.decoder import SlotDecoder
-from safetensors.torch import load_file
 torch.set_num_threads(1)
 model = sys.argv[1]; n = int(sys.argv[2]) if len(sys.argv) > 2 else 64
 val = render_split("val", n, 0)
 pipe = load_toy_pipeline(model)
 dec = SlotDecoder(model, device="cpu", dtype=torch.float32)
-lay = LayoutTokens(pipe.tokenizer); lay.load_state_dict(load_file(f"{model}/layout_tokens.safetensors"), strict=False)
+lay = load_layout_tokens(model, pipe.tokenizer)
 o, c, b = (torch.from_numpy(a) for a in scene_layouts(val.images, val.instance, [r["objects"] for r in val.records]))
 with torch.no_grad(): toks = lay(pipe.text_encoder, o, c, b, torch.Generator().manual_seed(0))
 x = torch.from_numpy(val.images).permute(0, 3, 1, 2)

@@ -1,6 +1,6 @@
 """A noisier toy noise schedule: the cosine schedule with its log-SNR shifted down by 2 log(shift) (simple diffusion's
-shifted schedule), given to diffusers as `trained_betas`; pretrain the toy model with it: `glass.toy.model.pretrain(noise_shift=s)`, or with
-`--layout-share` `layout_pretrain.pretrain` with glass.toy.model's scheduler at that shift. (`shifted_cosine_betas`
+shifted schedule), given to diffusers as `trained_betas`; pretrain the toy model with it: `glass.toy.model.pretrain(noise_shift=s)`, with
+`--layout-share` also `layout_fraction` (layout tokens). (`shifted_cosine_betas`
 here is the first version; glass.toy.model's gives identical float32 betas.)
 `python benchmarks/toy_decoder_path/shifted_schedule.py OUT --shift 2 [--layout-share 0.25]`"""
 import argparse, math, sys
@@ -35,13 +35,6 @@ if __name__ == "__main__":
     p.add_argument("--steps", type=int, default=600); p.add_argument("--layout-share", type=float, default=0.0)
     a = p.parse_args()
     torch.set_num_threads(1)
-    if a.layout_share > 0:
-        real = tm.toy_scheduler                      # glass.toy.model's, which takes the shift itself
-        tm.toy_scheduler = lambda kind="ddim", shift=None: real(kind, a.shift)
-        sys.path.insert(0, str(Path(__file__).parent))
-        import layout_pretrain as lp
-        lp.toy_scheduler = tm.toy_scheduler; lp.toy_pipeline = tm.toy_pipeline
-        log = lp.pretrain(a.out, steps=a.steps, layout_share=a.layout_share, progress=False)
-    else:
-        log = tm.pretrain(a.out, steps=a.steps, progress=False, checkpoint_every=0, noise_shift=a.shift)
+    log = tm.pretrain(a.out, steps=a.steps, progress=False, checkpoint_every=0, noise_shift=a.shift,
+                      layout_fraction=a.layout_share)
     print("done", log["total_seconds"], log["final_loss_mean_last_50"], flush=True)

@@ -15,10 +15,11 @@ from ..io import asset_path, atomic_path, load_pretrained
 from .world import render_split
 
 # %% auto #0
-__all__ = ['TOY_WORDS', 'TOY_MAX_TOKENS', 'PROMPT_FORMS', 'PRETRAIN_STEPS', 'NOISE_SHIFT', 'SAMPLE_PROMPTS', 'quiet_libraries',
-           'toy_tokenizer', 'toy_unet_config', 'shifted_cosine_betas', 'toy_scheduler', 'build_toy_parts',
-           'toy_pipeline', 'prompt_forms', 'train_vae', 'encode_images', 'plot_pretrain_log', 'sample_grid', 'pretrain',
-           'pretrain_command', 'has_toy_model', 'load_toy_pipeline']
+__all__ = ['TOY_WORDS', 'TOY_MAX_TOKENS', 'PROMPT_FORMS', 'PRETRAIN_STEPS', 'NOISE_SHIFT', 'LAYOUT_FEATURES', 'LAYOUT_SLOTS',
+           'SAMPLE_PROMPTS', 'quiet_libraries', 'toy_tokenizer', 'toy_unet_config', 'shifted_cosine_betas',
+           'toy_scheduler', 'build_toy_parts', 'toy_pipeline', 'prompt_forms', 'train_vae', 'encode_images',
+           'fourier_features', 'scene_layouts', 'LayoutTokens', 'load_layout_tokens', 'plot_pretrain_log',
+           'sample_grid', 'pretrain', 'pretrain_command', 'has_toy_model', 'load_toy_pipeline']
 
 # %% ../../nbs/96_toy_model.ipynb #8a036a32
 def quiet_libraries():
@@ -131,6 +132,69 @@ def encode_images(vae, images: torch.Tensor, batch_size: int = 256) -> torch.Ten
     "Unscaled VAE latent means of images (N,3,H,W) in [-1,1]."
     return torch.cat([vae.encode(images[i:i + batch_size]).latent_dist.mean for i in range(0, len(images), batch_size)])
 
+# %% ../../nbs/96_toy_model.ipynb #73512c20
+LAYOUT_FEATURES = 30      # class one-hot 3, colour 3, size 1, Fourier of the centre 8 + 8, background flag 1, gradient 6
+LAYOUT_SLOTS = 4                           # three objects and the background
+
+def fourier_features(c) -> np.ndarray:
+    "Sines then cosines of pi k c for k = 1, 2, 4, 8 of coordinates `c` in [0, 1]: shape (..., 8)."
+    a = np.multiply.outer(c, np.array([1, 2, 4, 8]) * np.pi)
+    return np.concatenate([np.sin(a), np.cos(a)], -1)
+
+def scene_layouts(images: np.ndarray, instance: np.ndarray, objects: list) -> tuple:
+    """Layout features of scenes (n,H,W,3) uint8 with instance maps (n,H,W) and their objects' class names: object
+    features (n,3,30), object classes (n,3) (-1: no object) and background features (n,30)."""
+    from glass.toy.world import CLASSES
+    n, H, W = instance.shape
+    yy, xx = np.meshgrid((np.arange(H) + 0.5) / H, (np.arange(W) + 0.5) / W, indexing="ij")
+    A = np.stack([np.ones(H * W), xx.ravel() - 0.5, yy.ravel() - 0.5], 1)
+    obj = np.zeros((n, 3, LAYOUT_FEATURES), np.float32); cls = -np.ones((n, 3), np.int64)
+    bg = np.zeros((n, LAYOUT_FEATURES), np.float32)
+    for i in range(n):
+        img = images[i].astype(np.float32) / 255
+        for k, name in enumerate(objects[i][:3]):
+            m = instance[i] == k + 1
+            if not m.any(): continue
+            cls[i, k] = CLASSES.index(name)
+            f = obj[i, k]; f[cls[i, k]] = 1; f[3:6] = img[m].mean(0) * 2 - 1; f[6] = np.sqrt(m.mean()) * 4 - 1
+            f[7:15] = fourier_features(xx[m].mean()); f[15:23] = fourier_features(yy[m].mean())
+        b = instance[i].ravel() == 0
+        coef = np.linalg.lstsq(A[b], img.reshape(-1, 3)[b], rcond=None)[0]          # rows (1, x, y), columns RGB
+        bg[i, 3:6] = coef[0] * 2 - 1; bg[i, 23] = 1; bg[i, 24:30] = coef[1:].ravel() * 4
+    return obj, cls, bg
+
+class LayoutTokens(torch.nn.Module):
+    "Layout features to tokens in the text encoder's space: its final LayerNorm of (class word embedding + Linear(features))."
+    def __init__(self, tokenizer, dim: int = 64, features: int = LAYOUT_FEATURES):
+        super().__init__()
+        from glass.toy.world import CLASSES
+        self.proj = torch.nn.Linear(features, dim)
+        torch.nn.init.normal_(self.proj.weight, std=0.3); torch.nn.init.zeros_(self.proj.bias)
+        word = lambda w: tokenizer(w, add_special_tokens=False).input_ids[0]
+        self.register_buffer("nouns", torch.tensor([word(c) for c in CLASSES]), persistent=False)
+        self.bg_word, self.pad = word("picture"), tokenizer.pad_token_id
+
+    def forward(self, text_encoder, obj, cls, bg, generator=None) -> torch.Tensor:
+        "Tokens (B,4,D) of layouts `obj` (B,3,F), `cls` (B,3), `bg` (B,F): objects and background in random order, then pads."
+        emb, ln = text_encoder.embeddings.token_embedding, text_encoder.final_layer_norm
+        B, dev = obj.shape[0], obj.device
+        toks = torch.cat([ln(emb(self.nouns[cls.clamp(min=0)]) + self.proj(obj)),
+                          ln(emb(torch.full((B, 1), self.bg_word, device=dev)) + self.proj(bg[:, None]))], 1)
+        valid = torch.cat([cls >= 0, torch.ones(B, 1, dtype=torch.bool, device=dev)], 1)
+        order = (torch.rand(B, LAYOUT_SLOTS, generator=generator).to(dev) + (~valid) * 10.0).argsort(1)
+        toks = torch.gather(toks, 1, order[..., None].expand(-1, -1, toks.shape[-1]))
+        pad = ln(emb(torch.full((1, 1), self.pad, device=dev)))
+        return torch.where(torch.gather(valid, 1, order)[..., None], toks, pad)
+
+def load_layout_tokens(path, tokenizer, dim: int = 64) -> LayoutTokens:
+    "The layout-token map saved in a toy model folder trained with `layout_fraction > 0`."
+    from safetensors.torch import load_file
+    f = Path(path)/"layout_tokens.safetensors"
+    if not f.exists():
+        raise FileNotFoundError(f"no {f}: the model at {path} was trained without layout tokens (layout_fraction=0)")
+    m = LayoutTokens(tokenizer, dim); m.load_state_dict(load_file(str(f))); return m.eval()
+
+
 # %% ../../nbs/96_toy_model.ipynb #ae2f3ae5
 def _state_path(out: Path) -> Path: return out.parent/f".{out.name}.pretrain-state.pt"
 
@@ -199,6 +263,8 @@ def _prepare(out: Path, settings: dict, seed: int, n_scenes: int, vae_steps: int
                             position_embeddings=settings["position_embeddings"])
     r = SimpleNamespace(**parts, settings=settings, records=data.records, g=torch.Generator().manual_seed(seed),
                         state_file=_state_path(out))
+    r.layout = None
+    if settings["layout_fraction"] > 0: _prepare_layouts(r, data, dev)
     r.saved = _load_state(r.state_file, settings)
     r.vae.to(dev); r.unet.to(dev); r.text_encoder.to(dev); X = X.to(dev)
     if r.saved is None:
@@ -206,6 +272,14 @@ def _prepare(out: Path, settings: dict, seed: int, n_scenes: int, vae_steps: int
     else:
         r.vae.load_state_dict(r.saved["vae"]); r.vae.eval().requires_grad_(False); r.vae_loss = r.saved["vae_loss"]
     return r, X
+
+def _prepare_layouts(r, data, dev):
+    "Layout features `r.layouts` (each (N,2,...)) of the corpus and its mirror images, and a fresh `LayoutTokens` `r.layout`."
+    objs = [rec["objects"] for rec in data.records]
+    both = [scene_layouts(data.images, data.instance, objs),
+            scene_layouts(data.images[:, :, ::-1], data.instance[:, :, ::-1], objs)]
+    r.layouts = [torch.stack([torch.from_numpy(l[k]) for l in both], 1).to(dev) for k in range(3)]
+    r.layout = LayoutTokens(r.tokenizer, r.text_encoder.config.hidden_size).to(dev)
 
 def _encode_corpus(r, X: torch.Tensor, seed: int, prompt_mix: dict, dev):
     "Scaled latents of the corpus and its flips `r.latents` (N,2,4,16,16), token ids of its prompt forms `r.ids` (N,4,L)."
@@ -222,17 +296,19 @@ def _encode_corpus(r, X: torch.Tensor, seed: int, prompt_mix: dict, dev):
 def _optimiser(r, lr: float) -> float:
     "The scheduler, AdamW and the EMA copies of `r`, restored from an interrupted run; returns the seconds already spent."
     r.sched = toy_scheduler("ddpm", r.settings["noise_shift"])
-    r.params = [p for m in (r.unet, r.text_encoder) for p in m.parameters() if p.requires_grad]   # not the frozen position table
+    trained = [r.unet, r.text_encoder] + ([r.layout] if r.layout is not None else [])
+    r.params = [p for m in trained for p in m.parameters() if p.requires_grad]   # not the frozen position table
     r.opt = torch.optim.AdamW(r.params, lr, weight_decay=0.01)
-    r.ema_unet = copy.deepcopy(r.unet).requires_grad_(False)
-    r.ema_text = copy.deepcopy(r.text_encoder).requires_grad_(False)
-    r.ema_params = [dict(e.named_parameters())[n] for m, e in ((r.unet, r.ema_unet), (r.text_encoder, r.ema_text))
+    emas = [copy.deepcopy(m).requires_grad_(False) for m in trained]
+    r.ema_unet, r.ema_text, r.ema_layout = (emas + [None])[:3]
+    r.ema_params = [dict(e.named_parameters())[n] for m, e in zip(trained, emas)
                     for n, p in m.named_parameters() if p.requires_grad]
     r.step, r.rows, elapsed = 0, [], 0.0
     st = r.saved
     if st is not None:
         r.unet.load_state_dict(st["unet"]); r.text_encoder.load_state_dict(st["text"]); r.opt.load_state_dict(st["opt"])
         r.ema_unet.load_state_dict(st["ema_unet"]); r.ema_text.load_state_dict(st["ema_text"])
+        if r.layout is not None: r.layout.load_state_dict(st["layout"]); r.ema_layout.load_state_dict(st["ema_layout"])
         r.step, r.rows, elapsed = st["step"], st["rows"], st["elapsed"]; r.g.set_state(st["rng"])
         print(f"toy pretrain: resumed at step {r.step} from {r.state_file}")
     return elapsed
@@ -243,24 +319,50 @@ def _save_state(r, t0: float):
         torch.save({"settings": r.settings, "vae": r.vae.state_dict(), "vae_loss": r.vae_loss, "unet": r.unet.state_dict(),
                     "text": r.text_encoder.state_dict(), "opt": r.opt.state_dict(), "ema_unet": r.ema_unet.state_dict(),
                     "ema_text": r.ema_text.state_dict(), "step": r.step, "rows": r.rows,
-                    "elapsed": time.perf_counter() - t0, "rng": r.g.get_state()}, tmp)
+                    "elapsed": time.perf_counter() - t0, "rng": r.g.get_state(),
+                    **({} if r.layout is None else {"layout": r.layout.state_dict(), "ema_layout": r.ema_layout.state_dict()})},
+                   tmp)
 
-def _unet_step(r, batch_size: int, lr: float, ema: float, dev) -> float:
-    "One v-prediction step of the UNet and text encoder on a random batch, then the EMA update; returns the loss."
+def _layout_condition(r, idx: torch.Tensor, flip: torch.Tensor, dev) -> torch.Tensor:
+    "Layout tokens of corpus items `idx` (mirrored where `flip`), the empty prompt for a `PROMPT_FORMS['empty']` share."
+    obj, cls, bg = (a[idx.to(dev), flip.to(dev)] for a in r.layouts)
+    cond = r.layout(r.text_encoder, obj, cls, bg, r.g)
+    drop = (torch.rand(len(idx), generator=r.g) < r.settings["prompt_forms"]["empty"]).to(dev)
+    empty = r.text_encoder(r.ids[:1, 3, :LAYOUT_SLOTS])[0]                  # the empty prompt's first tokens
+    return torch.where(drop[:, None, None], empty.expand(len(idx), -1, -1), cond)
+
+def _diffusion_loss(r, xt, t, target, text_ids, layout) -> dict:
+    """v-MSE of the UNet on `xt`: the first items conditioned on the prompts `text_ids`, the rest on the `layout` tokens
+    (when given); the mean over the batch and, with layouts, each half's mean."""
+    if layout is None:
+        return {"loss": F.mse_loss(r.unet(xt, t, r.text_encoder(text_ids)[0]).sample, target)}
+    n = len(text_ids)
+    err_t = F.mse_loss(r.unet(xt[:n], t[:n], r.text_encoder(text_ids)[0]).sample, target[:n], reduction="sum")
+    err_l = F.mse_loss(r.unet(xt[n:], t[n:], layout).sample, target[n:], reduction="sum")
+    per = target[0].numel()
+    return {"loss": (err_t + err_l) / target.numel(), "loss_text": err_t / (n * per),
+            "loss_layout": err_l / ((len(t) - n) * per)}
+
+def _unet_step(r, batch_size: int, lr: float, ema: float, dev) -> dict:
+    """One v-prediction step of the UNet and text encoder (and layout map) on a random batch, then the EMA update;
+    returns the losses."""
     g = r.g                                                          # all randomness from the CPU generator
+    n_lay = int(round(batch_size * r.settings["layout_fraction"])); n_txt = batch_size - n_lay
     idx = torch.randint(0, len(r.latents), (batch_size,), generator=g)
-    z0 = r.latents[idx.to(dev), torch.randint(0, 2, (batch_size,), generator=g).to(dev)]
-    tid = r.ids[idx.to(dev), torch.multinomial(r.form_p, batch_size, replacement=True, generator=g).to(dev)]
+    flip = torch.randint(0, 2, (batch_size,), generator=g)
+    z0 = r.latents[idx.to(dev), flip.to(dev)]
+    tid = r.ids[idx[:n_txt].to(dev), torch.multinomial(r.form_p, n_txt, replacement=True, generator=g).to(dev)]
     noise = torch.randn(z0.shape, generator=g).to(dev)
     t = torch.randint(0, 1000, (batch_size,), generator=g).to(dev)
+    layout = _layout_condition(r, idx[n_txt:], flip[n_txt:], dev) if n_lay else None
     for pg in r.opt.param_groups: pg["lr"] = lr * min(1.0, (r.step + 1) / 50)
-    pred = r.unet(r.sched.add_noise(z0, noise, t), t, r.text_encoder(tid)[0]).sample
-    loss = F.mse_loss(pred, r.sched.get_velocity(z0, noise, t))
-    loss.backward(); torch.nn.utils.clip_grad_norm_(r.params, 1.0); r.opt.step(); r.opt.zero_grad(set_to_none=True)
+    losses = _diffusion_loss(r, r.sched.add_noise(z0, noise, t), t, r.sched.get_velocity(z0, noise, t), tid, layout)
+    losses["loss"].backward()
+    torch.nn.utils.clip_grad_norm_(r.params, 1.0); r.opt.step(); r.opt.zero_grad(set_to_none=True)
     r.step += 1
     d = min(ema, (1 + r.step) / (10 + r.step))
     with torch.no_grad(): torch._foreach_lerp_(r.ema_params, r.params, 1 - d)
-    return loss.item()
+    return {k: v.item() for k, v in losses.items()}
 
 def _train_unet(r, steps: int, minutes, max_steps, batch_size: int, lr: float, ema: float, checkpoint_every: int,
                 elapsed: float, progress: bool, dev) -> tuple:
@@ -273,15 +375,17 @@ def _train_unet(r, steps: int, minutes, max_steps, batch_size: int, lr: float, e
         if minutes is not None and time.perf_counter() - t0 > minutes * 60: stopped = f"time budget of {minutes} min"
         if max_steps is not None and r.step >= max_steps: stopped = f"max_steps={max_steps}"
         if stopped: _save_state(r, t0); break
-        loss = _unet_step(r, batch_size, lr, ema, dev)
-        r.rows.append({"step": r.step, "loss": loss, "seconds": round(time.perf_counter() - t0, 2)})
+        losses = _unet_step(r, batch_size, lr, ema, dev)
+        r.rows.append({"step": r.step, **losses, "seconds": round(time.perf_counter() - t0, 2)})
         bar.update(1); bar.set_postfix(loss=f"{np.mean([x['loss'] for x in r.rows[-20:]]):.4f}", refresh=False)
         if checkpoint_every and r.step % checkpoint_every == 0 and r.step < steps: _save_state(r, t0)
     bar.close()
     return stopped, t0
 
 def _write_model(r, out: Path, seed: int, stopped, t0: float, t_start: float, threads: int) -> dict:
-    "Save the EMA weights as a pipeline folder with `train_log.json`, `loss.png`, `samples.png`; returns the log."
+    """Save the EMA weights as a pipeline folder with `train_log.json`, `loss.png`, `samples.png` (and
+    `layout_tokens.safetensors` when trained with layouts); returns the log."""
+    from safetensors.torch import save_file
     pipe = toy_pipeline({"tokenizer": r.tokenizer, "text_encoder": r.ema_text.eval().cpu(), "vae": r.vae.cpu(),
                          "unet": r.ema_unet.eval().cpu()}, r.settings["noise_shift"])
     rows = r.rows
@@ -289,12 +393,15 @@ def _write_model(r, out: Path, seed: int, stopped, t0: float, t_start: float, th
            "scaling_factor": r.scaling_factor, "unet_seconds": round(time.perf_counter() - t0, 1),
            "total_seconds": round(time.perf_counter() - t_start, 1), "torch_threads": threads,
            "parameters": {k: sum(p.numel() for p in m.parameters()) for k, m in
-                          (("unet", r.unet), ("text_encoder", r.text_encoder), ("vae", r.vae))},
+                          (("unet", r.unet), ("text_encoder", r.text_encoder), ("vae", r.vae), ("layout", r.layout))
+                          if m is not None},
            "final_loss_mean_last_50": float(np.mean([x["loss"] for x in rows[-50:]])) if rows else None}
-    _save_folder(pipe, out, {
-        "train_log.json": lambda p: p.write_text(json.dumps(log)),
-        "loss.png": lambda p: plot_pretrain_log(log, p),
-        "samples.png": lambda p: sample_grid(pipe, SAMPLE_PROMPTS, seed=seed, path=p)})
+    extra = {"train_log.json": lambda p: p.write_text(json.dumps(log)),
+             "loss.png": lambda p: plot_pretrain_log(log, p),
+             "samples.png": lambda p: sample_grid(pipe, SAMPLE_PROMPTS, seed=seed, path=p)}
+    if r.layout is not None:
+        extra["layout_tokens.safetensors"] = lambda p: save_file(r.ema_layout.cpu().state_dict(), str(p))
+    _save_folder(pipe, out, extra)
     return log
 
 # %% ../../nbs/96_toy_model.ipynb #d99e982b
@@ -302,16 +409,18 @@ def pretrain(out, steps: int = PRETRAIN_STEPS, minutes: float | None = None, see
              vae_steps: int = 300, batch_size: int = 64, lr: float = 1e-3, ema: float = 0.995, threads: int = 1,
              checkpoint_every: int = 100, max_steps: int | None = None, progress: bool = True, channels=(48, 96),
              text_layers: int = 0, position_embeddings: bool = False, prompt_mix: dict | None = None,
-             noise_shift: float = NOISE_SHIFT, device: str = "cpu") -> dict:
+             noise_shift: float = NOISE_SHIFT, layout_fraction: float = 0.0, device: str = "cpu") -> dict:
     """Train the toy text-to-image model and write it to `out` as a `StableDiffusionPipeline` folder, with
     `train_log.json`, `loss.png` and `samples.png`. Runs `steps` UNet steps; `minutes` or `max_steps` stop it early
-    (the folder is written, and the state file beside it lets a later call with the same settings resume)."""
+    (the folder is written, and the state file beside it lets a later call with the same settings resume);
+    `layout_fraction` of each batch is conditioned on layout tokens instead of prompts."""
     out = Path(out)
     prompt_mix = dict(prompt_mix or PROMPT_FORMS)
+    if not 0 <= layout_fraction < 1: raise ValueError(f"layout_fraction must be in [0, 1); got {layout_fraction}")
     if set(prompt_mix) != set(PROMPT_FORMS): raise ValueError(f"prompt_mix needs the keys {list(PROMPT_FORMS)}; got {list(prompt_mix)}")
     settings = dict(steps=steps, seed=seed, n_scenes=n_scenes, vae_steps=vae_steps, batch_size=batch_size, lr=lr, ema=ema,
                     channels=list(channels), text_layers=text_layers, position_embeddings=position_embeddings,
-                    prompt_forms=prompt_mix, noise_shift=noise_shift)
+                    prompt_forms=prompt_mix, noise_shift=noise_shift, layout_fraction=layout_fraction)
     dev = torch.device(device)
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
     t_start = time.perf_counter()
