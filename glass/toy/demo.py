@@ -170,8 +170,9 @@ RUNS = {
     "glass_instances": dict(data="glass", set={"generate.instances": "auto", "generate.min_instance_area": 0.025},
                             title="GLASS + instance masks",
                             meaning="as GLASS, on the same generated images, guided by instance pseudo masks "
-                                    "(generate.instances=auto: components of each class segment, cut by the self-attention "
-                                    "where the caption counts more objects; glass.instances)"),
+                                    "(generate.instances=auto: a class the caption counts once stays one segment, one counted "
+                                    "n > 1 times is split into its n largest components, cut by the self-attention where there "
+                                    "are fewer; glass.instances)"),
     "glass_dagger": dict(data="glass_dagger", set={"prompts.source": "labels"}, title="GLASS†",
                          meaning="as GLASS, but the prompts' classes are the scenes' ground-truth labels"),
     "gt_masks": dict(data="real", set={"guidance.source": "gt"}, title="GT-mask guidance (upper bound on masks)",
