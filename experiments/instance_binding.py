@@ -30,13 +30,6 @@ def separated(pred: np.ndarray, inst: np.ndarray) -> float:
     "Share of scenes (n,H,W) whose instances 1 and 2 (one class in the repeated splits) have different majority slots."
     return float(np.mean([np.bincount(p[g == 1]).argmax() != np.bincount(p[g == 2]).argmax() for p, g in zip(pred, inst)]))
 
-@torch.no_grad()
-def slot_argmax_of(model, images: np.ndarray) -> np.ndarray:
-    "Argmax slot per pixel (n,H,W) of uint8 images (n,H,W,3)."
-    from glass.slots import resize_masks
-    x = model.preprocess(torch.from_numpy(images).permute(0, 3, 1, 2))
-    return resize_masks(model.encode_slots(pixel_values=x)["masks"], images.shape[1:3]).argmax(1).numpy()
-
 def probe(a) -> dict:
     "Guidance-only training on exact instance masks; the separation share over the steps."
     from glass.io import asset_path
@@ -44,7 +37,7 @@ def probe(a) -> dict:
     from glass.slots import resize_masks
     from glass.guidance import guidance_loss
     from glass.toy.world import render_split
-    from glass.toy.demo import demo_config, SIZES
+    from glass.toy.demo import demo_config, SIZES, slot_argmax
     torch.manual_seed(a.seed)
     model = GLASS(demo_config(Path(asset_path("toy-sd")), SIZES["full"], a.seed, **dict(a.set)))
     scenes, held_out = training_scenes(a.n_train, a.n_repeated, a.seed), render_split("repeated", 200, a.seed)
@@ -55,8 +48,8 @@ def probe(a) -> dict:
     for step in range(a.steps + 1):
         if step % a.every == 0:
             seen = scenes.instance[a.n_train:]
-            rows.append({"step": step, "seen": separated(slot_argmax_of(model, scenes.images[a.n_train:]), seen),
-                         "held_out": separated(slot_argmax_of(model, held_out.images), held_out.instance)})
+            rows.append({"step": step, "seen": separated(slot_argmax(model, scenes.images[a.n_train:]), seen),
+                         "held_out": separated(slot_argmax(model, held_out.images), held_out.instance)})
             print(rows[-1], flush=True)
         if step == a.steps: break
         idx = torch.randint(0, len(scenes), (a.batch_size,), generator=g)
@@ -69,26 +62,17 @@ def train_run(a) -> dict:
     from glass.io import asset_path
     from glass.toy.model import load_toy_pipeline
     from glass.toy.world import render_split
-    from glass.toy.demo import demo_config, SIZES, train_and_evaluate, run_metrics, write_real_shards
-    from glass.shards import shard_name, write_shard, write_manifest
-    from glass.generate import encode_latents
+    from glass.toy.demo import demo_config, SIZES, train_and_evaluate, run_metrics, write_real_shards, slot_argmax
     out, model = Path(a.out)/f"{a.masks}_{a.n_train}_{a.n_repeated}", Path(asset_path("toy-sd"))
-    scenes, vae = training_scenes(a.n_train, a.n_repeated, a.seed), load_toy_pipeline(model).vae
-    if a.masks == "class" and not (out/"data"/"manifest.json").exists(): write_real_shards(scenes, vae, out/"data", progress=False)
-    elif not (out/"data"/"manifest.json").exists():
-        for s in range(-(-len(scenes) // 64)):
-            sl = slice(64 * s, min(len(scenes), 64 * (s + 1)))
-            images = torch.from_numpy(scenes.images[sl]).permute(0, 3, 1, 2).contiguous()
-            items = [{"id": r["id"], "prompt": "", "caption": r["caption"], "classes": r["objects"], "seed": 0} for r in scenes.records[sl]]
-            write_shard(out/"data"/shard_name(s), {"images": images, "latents": encode_latents(vae, images),
-                        "masks": torch.from_numpy(scenes.instance[sl].copy())}, items, {"source": "exact instance masks"})
-        write_manifest(out/"data", len(scenes), 64)
+    scenes = training_scenes(a.n_train, a.n_repeated, a.seed)
+    if not (out/"data"/"manifest.json").exists():
+        write_real_shards(scenes, load_toy_pipeline(model).vae, out/"data", progress=False, masks=a.masks)
     steps = a.steps or SIZES["full"].train_steps
     cfg = demo_config(model, SIZES["full"], a.seed, **{"guidance.source": "gt", "train.steps": steps, "train.checkpoint_every": steps})
-    m, trained, t = train_and_evaluate(cfg, out/"data", out/f"run{steps}", render_split("val", 500, a.seed), progress=False,
-                                       repeated=render_split("repeated", 200, a.seed), probe_steps=0)
     rep = render_split("repeated", 200, a.seed)
-    return {"metrics": run_metrics(m), "separated_repeated": separated(slot_argmax_of(trained, rep.images), rep.instance),
+    m, trained, t = train_and_evaluate(cfg, out/"data", out/f"run{steps}", render_split("val", 500, a.seed), progress=False,
+                                       repeated=rep, probe_steps=0)
+    return {"metrics": run_metrics(m), "separated_repeated": separated(slot_argmax(trained, rep.images), rep.instance),
             "seconds": t}
 
 def main():

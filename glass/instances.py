@@ -50,6 +50,12 @@ def class_counts(caption: str, classes: list, vocab="coco", lookback: int = 3) -
     return out
 
 # %% ../nbs/32_instances.ipynb #7160c374
+def _join_nearest(ids: np.ndarray, loose: np.ndarray) -> np.ndarray:
+    "Label map `ids` (H,W; 0 unlabelled) with each pixel of `loose` given the id of the nearest labelled pixel."
+    from scipy import ndimage
+    _, (iy, ix) = ndimage.distance_transform_edt(ids == 0, return_indices=True)
+    return np.where(loose, ids[iy, ix], ids)
+
 def component_instances(labels, min_area: float = 0.002, specks: str = "nearest") -> np.ndarray:
     "Instance map (H,W) uint8 (0, 1..K, 255) of a class label map (H,W) (0, 1..C, 255): the components of each class."
     from scipy import ndimage
@@ -64,9 +70,7 @@ def component_instances(labels, min_area: float = 0.002, specks: str = "nearest"
         for k in big: ids[k] = nxt; nxt += 1
         small = (comp > 0) & (ids[comp] == 0)
         if small.any() and specks == "ignore": out[small] = 255
-        elif small.any():                                    # each speck pixel takes the id of the nearest large part
-            _, (iy, ix) = ndimage.distance_transform_edt(ids[comp] == 0, return_indices=True)
-            comp = np.where(small, comp[iy, ix], comp)
+        elif small.any(): comp = _join_nearest(np.where(ids[comp] > 0, comp, 0), small)   # specks join the nearest large part
         keep = (comp > 0) & (ids[comp] > 0)
         out[keep] = ids[comp[keep]]
     if nxt > 255: raise ValueError(f"{nxt - 1} instances do not fit a uint8 map (max 254)")
@@ -155,14 +159,11 @@ def _cut(mask, affinity, k, max_k, max_cut) -> list:
 
 def _keep_largest(comps: list, k: int) -> list:
     "The `k` largest of the boolean masks `comps`; each pixel of the others joins the nearest kept one."
-    from scipy import ndimage
     comps = sorted(comps, key=lambda m: -int(m.sum()))
     if len(comps) <= k: return comps
     kept = np.zeros(comps[0].shape, np.int64)
     for i, m in enumerate(comps[:k], 1): kept[m] = i
-    _, (iy, ix) = ndimage.distance_transform_edt(kept == 0, return_indices=True)
-    rest = np.any(comps[k:], axis=0)
-    kept = np.where(rest, kept[iy, ix], kept)
+    kept = _join_nearest(kept, np.any(comps[k:], axis=0))
     return [kept == i for i in range(1, k + 1)]
 
 def _auto_parts(lab, inst, affinity, counts: dict, max_k: int, max_cut: float) -> list:

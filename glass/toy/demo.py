@@ -141,8 +141,9 @@ def mask_iou_scores(pred, gt, num_classes: int = len(CLASSES)) -> dict:
 
 # %% ../../nbs/97_toy_demo.ipynb #1a830098
 @torch.no_grad()
-def write_real_shards(split, vae, out, items_per_shard: int = 64, progress: bool = True) -> Path:
-    "Shards (images, VAE latents, ground-truth class masks) of a toy split, readable by `glass.datasets.ShardDataset`."
+def write_real_shards(split, vae, out, items_per_shard: int = 64, progress: bool = True, masks: str = "class") -> Path:
+    """Shards (images, VAE latents, ground-truth `masks`: 'class' (k = the item's k-th class) or 'instance' (the
+    instance map)) of a toy split, readable by `glass.datasets.ShardDataset`."""
     from tqdm.auto import tqdm
     from glass.generate import encode_latents
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
@@ -152,12 +153,14 @@ def write_real_shards(split, vae, out, items_per_shard: int = 64, progress: bool
         sl = slice(s * items_per_shard, min(n, (s + 1) * items_per_shard))
         recs = split.records[sl]
         images = torch.from_numpy(split.images[sl]).permute(0, 3, 1, 2).contiguous()
-        masks = np.zeros(split.classes[sl].shape, np.uint8)
-        for j, r in enumerate(recs):
-            for k, c in enumerate(r["labels"], 1): masks[j][split.classes[sl][j] == CLASSES.index(c) + 1] = k
-        items = [{"id": r["id"], "prompt": "", "caption": r["caption"], "classes": r["labels"], "seed": 0} for r in recs]
+        if masks == "instance": maps, key = split.instance[sl].copy(), "objects"
+        else:
+            maps, key = np.zeros(split.classes[sl].shape, np.uint8), "labels"
+            for j, r in enumerate(recs):
+                for k, c in enumerate(r["labels"], 1): maps[j][split.classes[sl][j] == CLASSES.index(c) + 1] = k
+        items = [{"id": r["id"], "prompt": "", "caption": r["caption"], "classes": r[key], "seed": 0} for r in recs]
         write_shard(out/shard_name(s), {"images": images, "latents": encode_latents(vae, images),
-                                        "masks": torch.from_numpy(masks)}, items, {"source": "toy real split, ground-truth masks"})
+                                        "masks": torch.from_numpy(maps)}, items, {"source": f"toy real split, ground-truth {masks} masks"})
     write_manifest(out, n, items_per_shard)
     return out
 
