@@ -663,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "in both protocols. Writes report.md, metrics.json, "
                     "details.json and figures/ into --out. Rerunning the same command resumes finished stages.",
         epilog="Examples:\n  glass-demo                      # the default runs, with the shipped toy model (under 8 min on 2 cores)\n"
-               "  glass-demo --runs all           # all five runs (about 3 minutes more)\n"
+               "  glass-demo --runs all           # all five runs (one more generation, two more trainings)\n"
                "  glass-demo --retrain            # pretrain the toy model first (10 more minutes)\n"
                "  glass-demo --quick --out runs/q # a reduced run (a minute or two)\n"
                "  glass-demo pretrain             # rebuild the shipped model in glass/assets/toy-sd")
