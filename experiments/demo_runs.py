@@ -1,21 +1,34 @@
-"""Train one of the demo's runs (`glass.toy.demo.RUNS`) on a finished demo's generated GLASS data and score it on
-`val` and on the `repeated` split: `python experiments/demo_runs.py glass_instances /tmp/demo_full`. It made
-experiments/results/demo_runs_<run>_seed0.json (the demo's data of `glass-demo --out /tmp/demo_full`, seed 0)."""
-import json, sys
+"""Train one of the demo's runs (`glass.toy.demo.RUNS`) on a finished demo's generated GLASS data, with optional
+setting overrides, and score it on `val` and on the `repeated` split:
+
+  python experiments/demo_runs.py glass_instances /tmp/demo_full
+  python experiments/demo_runs.py glass /tmp/demo --set slots.spatial_prior=1 slots.iters=5 train.seed=1 --tag prior_s1
+
+It writes experiments/results/demo_runs_<run>_<tag>.json (tag default `seed0`)."""
+import argparse, json
 from pathlib import Path
 import torch
 from glass.io import asset_path
+from glass.config import parse_overrides
 from glass.toy.world import render_split
 from glass.toy.demo import demo_config, SIZES, RUNS, run_metrics, train_and_evaluate
 
-def main(name: str, demo_out: str, seed: int = 0):
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", choices=list(RUNS)); p.add_argument("demo_out", help="a finished `glass-demo --out` folder")
+    p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="toy-preset overrides on top of the run's own")
+    p.add_argument("--tag", default="seed0", help="suffix of the results file and of the run folder")
+    p.add_argument("--probe-steps", type=int, default=0, help="steps of the class probe (0: none)")
+    a = p.parse_args(argv)
     torch.set_num_threads(1)
     size = SIZES["full"]
-    val, rep = render_split("val", size.n_val, seed), render_split("repeated", size.n_repeated, seed)
-    cfg = demo_config(asset_path("toy-sd"), size, seed, **RUNS[name]["set"])
-    m, _, secs = train_and_evaluate(cfg, Path(demo_out)/"gen"/RUNS[name]["data"], Path(demo_out)/"runs_only"/name, val, False, "cpu", rep)
-    r = {**run_metrics(m), "seconds": secs}
-    print(name, json.dumps(r), flush=True)
-    Path(f"experiments/results/demo_runs_{name}_seed{seed}.json").write_text(json.dumps(r, indent=1))
+    val, rep = render_split("val", size.n_val, 0), render_split("repeated", size.n_repeated, 0)
+    cfg = demo_config(asset_path("toy-sd"), size, 0, **{**RUNS[a.run]["set"], **parse_overrides(a.set)})
+    out = Path(a.demo_out)/"runs_only"/f"{a.run}_{a.tag}"
+    m, _, secs = train_and_evaluate(cfg, Path(a.demo_out)/"gen"/RUNS[a.run]["data"], out, val, False, "cpu", rep,
+                                    probe_steps=a.probe_steps)
+    r = {**run_metrics(m), "overrides": a.set, "seconds": secs}
+    print(a.run, a.tag, json.dumps({k: r[k] for k in ("dinosaur", "repeated")}), flush=True)
+    Path(f"experiments/results/demo_runs_{a.run}_{a.tag}.json").write_text(json.dumps(r, indent=1))
 
-if __name__ == "__main__": main(*sys.argv[1:3])
+if __name__ == "__main__": main()

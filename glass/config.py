@@ -33,6 +33,7 @@ class SlotConfig:
     iters: int = 3                            # paper Table 5: 3; released COCO config: 5
     mlp_hidden: int = 768
     eps: float = 1e-6
+    spatial_prior: float = 0.0                # beta of the Gaussian location prior on the logits; 0: as released
 
 @dataclass
 class DecoderConfig:
@@ -158,7 +159,8 @@ AT_LEAST_ONE = ("encoder.resolution", "slots.num_slots", "slots.slot_size", "slo
                 "generate.resolution", "generate.steps", "generate.batch_size", "generate.train_resolution",
                 "generate.items_per_shard", "train.steps", "train.batch_size", "train.grad_accum", "train.checkpoint_every",
                 "train.keep_checkpoints", "train.log_every", "eval.fid_steps", "eval.val_steps", "eval.edit_steps")
-NOT_NEGATIVE = ("decoder.mlp_layers", "guidance.weight", "generate.guidance_scale", "generate.cross_res", "generate.self_res",
+NOT_NEGATIVE = ("slots.spatial_prior", "decoder.mlp_layers", "guidance.weight", "generate.guidance_scale",
+                "generate.cross_res", "generate.self_res",
                 "generate.refine_power", "train.weight_decay", "train.grad_clip", "train.val_every", "train.num_workers",
                 "eval.fid_images", "eval.fid_guidance", "eval.val_guidance", "eval.edit_guidance")
 POSITIVE = ("slots.eps", "train.lr", "train.eps")

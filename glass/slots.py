@@ -128,11 +128,13 @@ def _check_init(init: str):
 class SlotAttention(nn.Module):
     "Slot attention as released: features (B,h,w,in_dim) -> slots (B,S,slot_size), masks (B,S,h,w)."
     def __init__(self, in_dim: int, num_slots: int = 7, slot_size: int = 768, iters: int = 3,
-                 mlp_hidden: int = 768, eps: float = 1e-6, init: str = "release"):
+                 mlp_hidden: int = 768, eps: float = 1e-6, init: str = "release", spatial_prior: float = 0.0):
         super().__init__()
         _check_init(init)
         if iters < 1: raise ValueError(f"slots.iters must be >= 1; got {iters}")
+        if spatial_prior < 0: raise ValueError(f"slots.spatial_prior must be >= 0; got {spatial_prior}")
         self.in_dim, self.num_slots, self.slot_size, self.iters, self.eps = in_dim, num_slots, slot_size, iters, eps
+        self.spatial_prior = spatial_prior
         self.pos = CartesianPositionalEmbedding(in_dim)
         self.input_mlp = nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, in_dim), nn.ReLU(), nn.Linear(in_dim, in_dim))
         self.norm_inputs = nn.LayerNorm(in_dim)
@@ -162,10 +164,19 @@ class SlotAttention(nn.Module):
         x = self.input_mlp(self.pos(features))
         return self.norm_inputs(x.flatten(1, 2))
 
-    def attention(self, slots, k):
-        "Softmax-over-slots attention (B, N, S) of keys `k` (B,N,slot_size) for `slots` (B,S,slot_size)."
+    def location_prior(self, weights: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        "beta * log N(p_i | mu_j, var_j I) (B, N, S), up to a constant, of each slot's Gaussian fitted to its input `weights` (B,N,S)."
+        p = cartesian_grid(h, w, weights.device, weights.dtype)[..., :2].reshape(-1, 2)      # (N, 2) cell centres
+        mu = torch.einsum("bns,nc->bsc", weights, p)                                          # weighted mean position
+        d2 = (p[None, :, None] - mu[:, None]).pow(2).sum(-1)                                  # (B, N, S) squared distances
+        var = (weights * d2).sum(1, keepdim=True) / 2 + 0.25 / (h * w)                        # per axis, floored
+        return self.spatial_prior * (-d2 / (2 * var) - var.log())
+
+    def attention(self, slots, k, prior=None):
+        "Softmax-over-slots attention (B, N, S) of keys `k` (B,N,slot_size) for `slots` (B,S,slot_size), `prior` (B,N,S) added to the logits."
         q = self.to_q(self.norm_slots(slots))
         logits = torch.einsum("bnd,bsd->bns", k, q) * self.slot_size ** -0.5
+        if prior is not None: logits = logits + prior
         return logits.to(torch.promote_types(logits.dtype, torch.float32)).softmax(dim=-1)   # >= float32 under autocast
 
     def forward(self, features: torch.Tensor, init_slots: torch.Tensor | None = None):
@@ -179,10 +190,12 @@ class SlotAttention(nn.Module):
         slots = self.init_slots(B) if init_slots is None else init_slots.to(x.dtype)
         if slots.shape != (B, self.num_slots, self.slot_size):
             raise ValueError(f"init_slots must be (B={B}, S={self.num_slots}, {self.slot_size}); got {tuple(slots.shape)}")
+        prior = None
         for _ in range(self.iters):
-            attn = self.attention(slots, k)                                   # (B, N, S), sums to 1 over S
+            attn = self.attention(slots, k, prior)                            # (B, N, S), sums to 1 over S
             weights = attn + self.eps
             weights = weights / weights.sum(dim=1, keepdim=True)              # normalise over inputs (Eq. 1)
+            if self.spatial_prior: prior = self.location_prior(weights, h, w)  # for the next iteration
             updates = torch.einsum("bns,bnd->bsd", weights.to(v.dtype), v)
             slots = self.gru(updates.reshape(-1, self.slot_size), slots.reshape(-1, self.slot_size)).view(B, self.num_slots, -1)
             slots = slots + self.mlp(slots)
@@ -192,7 +205,7 @@ class SlotAttention(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_dim: int):
         "Build from a `SlotConfig` for encoder features of width `in_dim`."
-        return cls(in_dim, cfg.num_slots, cfg.slot_size, cfg.iters, cfg.mlp_hidden, cfg.eps)
+        return cls(in_dim, cfg.num_slots, cfg.slot_size, cfg.iters, cfg.mlp_hidden, cfg.eps, spatial_prior=cfg.spatial_prior)
 
 # %% ../nbs/10_slot_attention.ipynb #5b54ae90
 class SlotProjection(nn.Sequential):
