@@ -191,11 +191,11 @@ class SlotAttention(nn.Module):
         if slots.shape != (B, self.num_slots, self.slot_size):
             raise ValueError(f"init_slots must be (B={B}, S={self.num_slots}, {self.slot_size}); got {tuple(slots.shape)}")
         prior = None
-        for _ in range(self.iters):
+        for it in range(self.iters):
             attn = self.attention(slots, k, prior)                            # (B, N, S), sums to 1 over S
             weights = attn + self.eps
             weights = weights / weights.sum(dim=1, keepdim=True)              # normalise over inputs (Eq. 1)
-            if self.spatial_prior: prior = self.location_prior(weights, h, w)  # for the next iteration
+            if self.spatial_prior and it + 1 < self.iters: prior = self.location_prior(weights, h, w)   # for the next one
             updates = torch.einsum("bns,bnd->bsd", weights.to(v.dtype), v)
             slots = self.gru(updates.reshape(-1, self.slot_size), slots.reshape(-1, self.slot_size)).view(B, self.num_slots, -1)
             slots = slots + self.mlp(slots)
