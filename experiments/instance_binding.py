@@ -11,6 +11,7 @@
 Writes experiments/results/instance_binding_<mode>_<tag>.json. Examples:
   python experiments/instance_binding.py probe --n-train 0          # only scenes where a class repeats
   python experiments/instance_binding.py probe --n-train 192        # the demo's mix
+  python experiments/instance_binding.py probe --set slots.spatial_prior=1 --tag prior1   # with the location prior
   python experiments/instance_binding.py train --masks instance --steps 480
 """
 import argparse, json, time

@@ -126,7 +126,7 @@ def _check_init(init: str):
     if init not in INITS: raise ValueError(f"init={init!r} is not known; valid: {', '.join(INITS)}")
 
 class SlotAttention(nn.Module):
-    "Slot attention as released: features (B,h,w,in_dim) -> slots (B,S,slot_size), masks (B,S,h,w)."
+    "Slot attention as released (with `spatial_prior` > 0, plus a location prior): features (B,h,w,in_dim) -> slots (B,S,slot_size), masks (B,S,h,w)."
     def __init__(self, in_dim: int, num_slots: int = 7, slot_size: int = 768, iters: int = 3,
                  mlp_hidden: int = 768, eps: float = 1e-6, init: str = "release", spatial_prior: float = 0.0):
         super().__init__()
