@@ -43,6 +43,7 @@ class DecoderConfig:
     resolution: int = 256                     # slot training resolution (latent 32x32)
     mlp_hidden: int = 2048                    # dinosaur-mlp: hidden width
     mlp_layers: int = 3                       # dinosaur-mlp: hidden layers
+    t_min: float = 0.0                        # training t uniform over t_min*T .. T-1; 0: the paper's uniform t
 
 @dataclass
 class GuidanceConfig:
@@ -164,7 +165,7 @@ NOT_NEGATIVE = ("slots.spatial_prior", "decoder.mlp_layers", "guidance.weight", 
                 "generate.refine_power", "train.weight_decay", "train.grad_clip", "train.val_every", "train.num_workers",
                 "eval.fid_images", "eval.fid_guidance", "eval.val_guidance", "eval.edit_guidance")
 POSITIVE = ("slots.eps", "train.lr", "train.eps")
-UNIT_INTERVAL = ("generate.min_instance_area", "generate.fg_threshold", "generate.bg_threshold", "eval.probe_iou")
+UNIT_INTERVAL = ("decoder.t_min", "generate.min_instance_area", "generate.fg_threshold", "generate.bg_threshold", "eval.probe_iou")
 
 def config_problems(cfg) -> list:
     "Every field of `cfg` outside its allowed values, as lines `field: what is wrong`."

@@ -65,8 +65,9 @@ def _has_subfolder(model: str, sub: str) -> bool | None:
 class SlotDecoder(nn.Module):
     "Frozen Stable Diffusion (VAE, UNet, noise scheduler) conditioned on slots as `encoder_hidden_states`."
     def __init__(self, model: str = "stabilityai/stable-diffusion-2-1", device=None, dtype=None,
-                 resolution: int | None = None, uncond: str = "empty", field: str = "decoder.model"):
+                 resolution: int | None = None, uncond: str = "empty", field: str = "decoder.model", t_min: float = 0.0):
         super().__init__()
+        if not 0 <= t_min < 1: raise ValueError(f"t_min={t_min!r}: a fraction of the schedule in [0, 1)")
         from diffusers import AutoencoderKL, UNet2DConditionModel, DDPMScheduler
         if uncond not in ("empty", "zeros"):
             raise ValueError(f"uncond={uncond!r}; valid: 'empty' (empty-prompt embedding) or 'zeros'")
@@ -87,7 +88,7 @@ class SlotDecoder(nn.Module):
         self.uncond = uncond
         emb = empty_prompt_embedding(self.model, field) if uncond == "empty" else torch.zeros(1, 77, self.cross_attention_dim)
         self.register_buffer("uncond_embedding", emb.to(device, dtype), persistent=False)
-        self._pipe = None
+        self.t_min, self._pipe = float(t_min), None
 
     cross_attention_dim = property(lambda self: int(self.unet.config.cross_attention_dim), doc="width of a slot token")
     latent_channels = property(lambda self: int(self.unet.config.in_channels))
@@ -118,6 +119,11 @@ class SlotDecoder(nn.Module):
         x = self.vae.decode(latents.to(self.device, self.dtype) / self.vae.config.scaling_factor).sample
         return (x.float() / 2 + 0.5).clamp(0, 1)
 
+    def draw_timesteps(self, n: int, generator=None, device=None) -> torch.Tensor:
+        "Training timesteps, uniform over `t_min` T .. T-1 (the paper's 0 .. T-1 at `t_min` = 0)."
+        T = self.num_train_timesteps
+        return torch.randint(int(round(self.t_min * T)), T, (n,), generator=generator, device=device or self.device)
+
     def loss(self, latents: torch.Tensor, slots: torch.Tensor, t=None, noise=None, generator=None) -> torch.Tensor:
         "Diffusion MSE (Eq. 2) of the frozen UNet conditioned on `slots` (B,S,cross_dim), at random (or given) `t`, `noise`."
         B = latents.shape[0]
@@ -127,7 +133,7 @@ class SlotDecoder(nn.Module):
         dev = self.device if generator is None else generator.device
         x0 = latents.to(self.device, torch.float32)
         noise = (torch.randn(x0.shape, generator=generator, device=dev) if noise is None else noise).to(self.device, torch.float32)
-        if t is None: t = torch.randint(0, self.num_train_timesteps, (B,), generator=generator, device=dev)
+        if t is None: t = self.draw_timesteps(B, generator, dev)
         t = torch.as_tensor(t).long().reshape(-1).expand(B).to(self.device)
         xt = self.scheduler.add_noise(x0, noise, t)
         pred = self.unet(xt.to(self.dtype), t, encoder_hidden_states=slots.to(self.dtype)).sample

@@ -68,7 +68,8 @@ class GLASS(nn.Module):
         self.slot_attention = SlotAttention.from_config(cfg.slots, self.encoder.dim)
         kind = cfg.decoder.kind
         if kind == "diffusion":
-            self.decoder = SlotDecoder(cfg.decoder.model, device=device, dtype=frozen_dtype, resolution=cfg.decoder.resolution)
+            self.decoder = SlotDecoder(cfg.decoder.model, device=device, dtype=frozen_dtype, resolution=cfg.decoder.resolution,
+                                       t_min=cfg.decoder.t_min)
             self.projection = SlotProjection(cfg.slots.slot_size, self.decoder.cross_attention_dim)
         elif kind == "dinosaur-mlp":
             h, w = self.encoder.grid

@@ -1,11 +1,13 @@
 """Decoder capacity with oracle conditioning: diffusion loss with the scene's own layout tokens vs another scene's vs
 unconditional, and reconstructions from layout tokens (a model pretrained with `pretrain(layout_fraction=...)`):
-`python benchmarks/toy_decoder_path/oracle_gap.py MODEL [N]`; writes MODEL/oracle_reconstructions.png."""
+`python benchmarks/toy_decoder_path/oracle_gap.py MODEL [N]`; writes MODEL/oracle_reconstructions.png.
+Placement: object mIoU of the colour oracle of the reconstructions against the scenes' class maps."""
 import json, sys
 from pathlib import Path
 import numpy as np, torch
 from glass.toy.demo import diffusion_losses, conditioning_gap as gap, psnr
-from glass.toy.world import render_split
+from glass.toy.world import render_split, colour_segmentation
+from glass.toy.demo import mask_iou_scores
 from glass.toy.model import load_toy_pipeline, load_layout_tokens, scene_layouts
 from glass.decoder import SlotDecoder
 torch.set_num_threads(1)
@@ -23,6 +25,10 @@ rec = dec.reconstruct(toks, steps=20, seed=0)
 unc = dec.reconstruct(dec.unconditional(4, n).clone(), steps=20, seed=0)
 res = {"losses": L, "gap_shuffled": gap(L), "gap_uncond": gap(L, "unconditional"),
        "psnr_layout": psnr(rec, x.float() / 255), "psnr_uncond": psnr(unc, x.float() / 255)}
+# placement: the colour oracle of each reconstruction against the scene's class map (objects at their places, in their colours)
+seg = lambda ims: colour_segmentation((ims.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
+res["placement_layout"] = mask_iou_scores(seg(rec), val.classes)["object_miou"]
+res["placement_uncond"] = mask_iou_scores(seg(unc), val.classes)["object_miou"]
 print(json.dumps(res, indent=1))
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
 fig, ax = plt.subplots(3, 8, figsize=(9, 3.5))

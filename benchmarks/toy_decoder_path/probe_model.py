@@ -2,7 +2,7 @@
 (seed 0, full sizes): pseudo-mask object mIoU of real `val` scenes; then runs trained for the demo's 120 steps, each with
 its conditioning gap, PSNR and mBO_i: `unguided_real` (guidance weight 0 on the 192 real training scenes: no generation
 needed), and with `--gen` the demo's `unguided` and `glass` runs on generated GLASS data.
-`python benchmarks/toy_decoder_path/probe_model.py MODEL OUT [--gen] [--runs unguided_real,unguided,glass]`"""
+`python benchmarks/toy_decoder_path/probe_model.py MODEL OUT [--gen] [--runs unguided_real,unguided,glass] [--set decoder.t_min=0.5]`"""
 import argparse, json, time
 from pathlib import Path
 import torch
@@ -13,7 +13,7 @@ from glass.toy.demo import (SIZES, RUNS, INSTANCE_GENERATION, demo_config, real_
                             write_real_shards, train_and_evaluate, decoder_path, unconditional_reference, run_metrics,
                             generated_scores)
 
-def main(model, out, runs, seed=0):
+def main(model, out, runs, seed=0, extra=None):
     torch.set_num_threads(1); quiet_libraries()
     out, size = Path(out), SIZES["full"]
     out.mkdir(parents=True, exist_ok=True)
@@ -44,11 +44,11 @@ def main(model, out, runs, seed=0):
     sets = {"unguided_real": {"guidance.weight": 0.0}, "unguided": RUNS["unguided"]["set"], "glass": RUNS["glass"]["set"]}
     for name in runs:
         if name in res.get("runs", {}): continue
-        m, mod, secs = train_and_evaluate(cfg_for(**sets[name]), data[name], out/"runs"/name, val, False, "cpu")
-        rec, _ = decoder_path(mod, val.images, size.n_recon, size.recon_steps, seed)
+        m, mod, secs = train_and_evaluate(cfg_for(**sets[name], **(extra or {})), data[name], out/"runs"/name, val, False, "cpu")
+        rec, _ = decoder_path(mod, val.images, size.n_recon, size.recon_steps, seed, val.classes)
         res.setdefault("runs", {})[name] = {"mbo_i": run_metrics(m)["dinosaur"]["mbo_i"],
                                             "mbo_i_release": run_metrics(m)["glass"]["mbo_i"],
-                                            **{k: rec[k] for k in ("conditioning_gap", "unconditional_gap", "psnr", "losses")},
+                                            **{k: rec[k] for k in ("conditioning_gap", "unconditional_gap", "psnr", "placement", "losses")},
                                             "seconds": {k: round(v, 1) for k, v in secs.items()}}
         save(); print(name, {k: v for k, v in res["runs"][name].items() if k != "losses"}, flush=True)
     if "unconditional_psnr" not in res:
@@ -59,5 +59,6 @@ def main(model, out, runs, seed=0):
 if __name__ == "__main__":
     p = argparse.ArgumentParser(); p.add_argument("model"); p.add_argument("out")
     p.add_argument("--runs", default="unguided_real")
+    p.add_argument("--set", action="append", default=[], help="FIELD=VALUE on top of every run's settings (repeatable)")
     a = p.parse_args()
-    main(a.model, a.out, a.runs.split(","))
+    main(a.model, a.out, a.runs.split(","), extra=dict(kv.split("=", 1) for kv in a.set))

@@ -23,10 +23,10 @@ from .model import has_toy_model, load_toy_pipeline, pretrain, pretrain_command,
 __all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'DEFAULT_RUNS', 'PROBE_STEPS', 'DECODER_PATH_TIMESTEPS',
            'INSTANCE_GENERATION', 'departures', 'DemoSize', 'demo_config', 'class_id_map', 'scene_classes',
            'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores', 'write_real_shards', 'select_runs', 'run_metrics',
-           'probe_summary', 'train_and_evaluate', 'diffusion_losses', 'conditioning_gap', 'psnr', 'decoder_path',
-           'unconditional_reference', 'scenes_figure', 'generated_figure', 'slots_figure', 'losses_figure',
-           'reconstructions_figure', 'slot_argmax', 'instances_figure', 'repeated_report', 'report_markdown',
-           'usable_cores', 'run_demo', 'generated_scores', 'build_parser', 'main']
+           'probe_summary', 'train_and_evaluate', 'diffusion_losses', 'conditioning_gap', 'psnr', 'placement',
+           'decoder_path', 'unconditional_reference', 'scenes_figure', 'generated_figure', 'slots_figure',
+           'losses_figure', 'reconstructions_figure', 'slot_argmax', 'instances_figure', 'repeated_report',
+           'report_markdown', 'usable_cores', 'run_demo', 'generated_scores', 'build_parser', 'main']
 
 # %% ../../nbs/97_toy_demo.ipynb #0562a679
 TOY_DEPARTURES = {
@@ -248,10 +248,17 @@ def psnr(images: torch.Tensor, targets: torch.Tensor) -> float:
     mse = (images.float() - targets.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)
     return float((-10 * torch.log10(mse)).mean())
 
+def placement(images: torch.Tensor, classes: np.ndarray) -> float:
+    """Object mIoU of the colour oracle of images (B,3,H,W) in [0,1] against the scenes' class maps (B,H,W): are the
+    objects at their places, in their colours?"""
+    ims = (images.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+    return mask_iou_scores(colour_segmentation(ims), np.asarray(classes)[:len(ims)])["object_miou"]
+
 @torch.no_grad()
-def decoder_path(model, images: np.ndarray, n: int = 64, steps: int = 20, seed: int = 0) -> tuple:
+def decoder_path(model, images: np.ndarray, n: int = 64, steps: int = 20, seed: int = 0, classes=None) -> tuple:
     """What the frozen decoder makes of a trained model's slots on the first `n` real scenes (N,H,W,3) uint8:
-    `({psnr, fid, conditioning_gap, unconditional_gap, losses}, reconstructions (n,3,H,W) in [0,1])`."""
+    `({psnr, placement, fid, conditioning_gap, unconditional_gap, losses}, reconstructions (n,3,H,W) in [0,1])`;
+    `placement` needs the scenes' class maps `classes`."""
     n = min(n, len(images))
     dec, x = model.decoder, torch.from_numpy(images[:n]).permute(0, 3, 1, 2)
     with torch.random.fork_rng(devices=[]):          # slot attention draws its initial slots: the same draw every call
@@ -260,16 +267,19 @@ def decoder_path(model, images: np.ndarray, n: int = 64, steps: int = 20, seed: 
     conds = {"own": own, "shuffled": own.roll(1, 0), "unconditional": dec.unconditional(own.shape[1], n)}
     losses = diffusion_losses(dec, dec.encode(x), conds)
     rec = dec.reconstruct(own, steps=steps, seed=seed)
-    return {"psnr": psnr(rec, x.float() / 255), "fid": None, "conditioning_gap": conditioning_gap(losses),
+    return {"psnr": psnr(rec, x.float() / 255), "placement": None if classes is None else placement(rec, classes),
+            "fid": None, "conditioning_gap": conditioning_gap(losses),
             "unconditional_gap": conditioning_gap(losses, "unconditional"), "losses": losses}, rec
 
 @torch.no_grad()
-def unconditional_reference(decoder, images: np.ndarray, n: int = 64, num_slots: int = 4, steps: int = 20, seed: int = 0) -> tuple:
-    "The same figures for samples of the unconditional embedding (same seed): `({psnr, fid, conditioning_gap}, samples)`."
+def unconditional_reference(decoder, images: np.ndarray, n: int = 64, num_slots: int = 4, steps: int = 20, seed: int = 0,
+                            classes=None) -> tuple:
+    "The same figures for samples of the unconditional embedding (same seed): `({psnr, placement, fid, conditioning_gap}, samples)`."
     n = min(n, len(images))
     x = torch.from_numpy(images[:n]).permute(0, 3, 1, 2).float() / 255
     rec = decoder.reconstruct(decoder.unconditional(num_slots, n).clone(), steps=steps, seed=seed)
-    return {"psnr": psnr(rec, x), "fid": None, "conditioning_gap": 0.0}, rec
+    return {"psnr": psnr(rec, x), "placement": None if classes is None else placement(rec, classes), "fid": None,
+            "conditioning_gap": 0.0}, rec
 
 
 # %% ../../nbs/97_toy_demo.ipynb #8c6988b5
@@ -391,17 +401,21 @@ def _decoder_path_lines(runs: dict, unconditional: dict | None, size: dict) -> l
     L = ["", "## The decoder path and the class probe", "",
          f"The frozen decoder on each run's slots, first {size.get('n_recon')} held-out scenes: conditioning gap = mean over "
          "t = 200, 400, 600, 800 of (diffusion loss with another scene's slots - with its own) / with its own, at fixed "
-         f"noise; PSNR of the scenes sampled from their slots ({size.get('recon_steps')} DPM-Solver++ steps, one seed); FID "
+         f"noise; PSNR of the scenes sampled from their slots ({size.get('recon_steps')} DPM-Solver++ steps, one seed); "
+         "placement = object mIoU of the samples' colour oracle against the scenes' class maps (objects at their places, in "
+         "their colours); FID "
          "is not computed by the demo (its cost: the demo chapter). Probe: class of the matched objects predicted from "
          "their slots (`glass-eval --probe`), IoU 0.5.", "",
-         "| run | conditioning gap | PSNR (dB) | FID | probe accuracy | probe DetRate |", "|---|---:|---:|---:|---:|---:|"]
+         "| run | conditioning gap | PSNR (dB) | placement | FID | probe accuracy | probe DetRate |",
+         "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in runs.items():
         rec, pr = r.get("reconstruction") or {}, r.get("probe") or {}
         L.append(f"| {RUNS[name]['title']} | {_fmt(rec.get('conditioning_gap'))} | {_fmt(rec.get('psnr'))} | "
-                 f"{_fmt(rec.get('fid'))} | {_fmt(pr.get('accuracy'))} | {_fmt(pr.get('detrate'))} |")
+                 f"{_fmt(rec.get('placement'))} | {_fmt(rec.get('fid'))} | {_fmt(pr.get('accuracy'))} | {_fmt(pr.get('detrate'))} |")
     if unconditional:
         u = unconditional["reconstruction"]
-        L.append(f"| unconditional samples (reference) | {_fmt(u['conditioning_gap'])} | {_fmt(u['psnr'])} | {_fmt(u['fid'])} | – | – |")
+        L.append(f"| unconditional samples (reference) | {_fmt(u['conditioning_gap'])} | {_fmt(u['psnr'])} | "
+                 f"{_fmt(u.get('placement'))} | {_fmt(u['fid'])} | – | – |")
     return L + ["", "Figure `figures/reconstructions.png`: scenes, each run's reconstructions, unconditional samples."]
 
 def _fmt(v) -> str: return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
@@ -560,12 +574,12 @@ def _stage_decoder_path(st, say, models: dict, val, size: DemoSize, num_slots: i
     recon, recs = {}, {}
     for name, model in models.items():
         with st(f"decoder_path_{name}"):
-            recon[name], recs[name] = decoder_path(model, val.images, size.n_recon, size.recon_steps, seed)
+            recon[name], recs[name] = decoder_path(model, val.images, size.n_recon, size.recon_steps, seed, val.classes)
         say(f"[glass-demo] decoder path of {name}: conditioning gap {recon[name]['conditioning_gap']:.3f}, "
             f"reconstruction PSNR {recon[name]['psnr']:.2f} dB")
     with st("decoder_path_unconditional"):
         unc, recs["unconditional"] = unconditional_reference(next(iter(models.values())).decoder, val.images,
-                                                             size.n_recon, num_slots, size.recon_steps, seed)
+                                                             size.n_recon, num_slots, size.recon_steps, seed, val.classes)
     return recon, unc, recs
 
 def _stage_figures(out: Path, val, pseudo, models: dict, pretrain_log, recs: dict, repeated=None):
@@ -586,7 +600,7 @@ def _write_results(out: Path, st, say, run: dict, pm: dict, gen_vs_colour: dict,
     secs["total"] = round(st.total(), 1)
     metrics = {"pseudo_masks": {"object_miou": pm["object_miou"], "class_miou": pm["class_miou"]},
                "runs": {k: {**run_metrics(v), "probe": probe_summary(v),
-                            "reconstruction": {q: recon[k][q] for q in ("psnr", "fid", "conditioning_gap")}}
+                            "reconstruction": {q: recon[k][q] for q in ("psnr", "placement", "fid", "conditioning_gap")}}
                         for k, v in results.items()},
                "unconditional": {"reconstruction": unc}, "seconds": secs}
     details = {**run, "machine": _machine(), "pseudo_masks": pm, "generated_vs_colour": gen_vs_colour,

@@ -43,11 +43,14 @@ def toy_tokenizer(path=None):
     return build_clip_tokenizer(TOY_WORDS, path=path, max_length=TOY_MAX_TOKENS)
 
 def toy_unet_config(cross_attention_dim: int = 64, channels=(48, 96)) -> dict:
-    "Config of the toy `UNet2DConditionModel`: latent 16x16x4, cross- and self-attention at 16x16 only."
+    """Config of the toy `UNet2DConditionModel`: latent 16x16x4, one level per entry of `channels` (16x16, 8x8, ...),
+    cross- and self-attention at every level but the lowest (two levels: at 16x16 only)."""
+    n = len(channels)
     return dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=tuple(channels),
                 norm_num_groups=16, cross_attention_dim=cross_attention_dim,
-                down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-                mid_block_type="UNetMidBlock2D", attention_head_dim=(4, 4), use_linear_projection=True)
+                down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
+                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
+                mid_block_type="UNetMidBlock2D", attention_head_dim=(4,) * n, use_linear_projection=True)
 
 def shifted_cosine_betas(shift: float = 1.0, n: int = 1000, max_beta: float = 0.999) -> list:
     "Betas of the cosine schedule (diffusers' `squaredcos_cap_v2`) with its log-SNR moved by -2 log(`shift`)."
