@@ -180,6 +180,7 @@ def config_problems(cfg) -> list:
         out.append(f"generate.tap_steps must be all, last:K or every:N; got {flat['generate.tap_steps']!r}")
     if flat["generate.bg_threshold"] > flat["generate.fg_threshold"]:
         out.append("generate.bg_threshold must not exceed generate.fg_threshold")
+    if flat["decoder.t_min"] == 1: out.append("decoder.t_min must be below 1 (no timestep would be left); got 1")
     return out
 
 def validate_config(cfg, source: str = "configuration"):
