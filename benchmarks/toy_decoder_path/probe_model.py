@@ -44,7 +44,7 @@ def main(model, out, runs, seed=0, extra=None):
     sets = {"unguided_real": {"guidance.weight": 0.0}, "unguided": RUNS["unguided"]["set"], "glass": RUNS["glass"]["set"]}
     for name in runs:
         if name in res.get("runs", {}): continue
-        m, mod, secs = train_and_evaluate(cfg_for(**sets[name], **(extra or {})), data[name], out/"runs"/name, val, False, "cpu")
+        m, mod, secs = train_and_evaluate(cfg_for(**{**sets[name], **(extra or {})}), data[name], out/"runs"/name, val, False, "cpu")
         rec, _ = decoder_path(mod, val.images, size.n_recon, size.recon_steps, seed, val.classes)
         res.setdefault("runs", {})[name] = {"mbo_i": run_metrics(m)["dinosaur"]["mbo_i"],
                                             "mbo_i_release": run_metrics(m)["glass"]["mbo_i"],

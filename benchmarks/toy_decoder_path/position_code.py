@@ -1,0 +1,48 @@
+"""Slots that say where they are: an experiment, not a setting. Each slot's token gets the Fourier code of its
+attention centroid, the code the layout tokens of a `pretrain(layout_fraction=...)` model carry for an object's
+centre: token_j = Linear([LN(slot_j), phi(mu_x), phi(mu_y)]), mu_j = sum_i m_ij p_i / sum_i m_ij over the slot's
+attention mask m_j (differentiable, so the decoder's gradient also reaches the masks through mu). `GLASS` is patched in
+this process only; then `probe_model.py`'s runs train and are scored as usual.
+`python benchmarks/toy_decoder_path/position_code.py MODEL OUT [--runs unguided_real] [--set FIELD=VALUE ...]`"""
+import argparse, sys
+from pathlib import Path
+import numpy as np, torch
+from torch import nn
+import glass.model as gm
+sys.path.insert(0, str(Path(__file__).parent))
+import probe_model
+
+def fourier(c: torch.Tensor) -> torch.Tensor:
+    "Sines then cosines of pi k c, k = 1, 2, 4, 8 (as `glass.toy.model.fourier_features`): (..., 8)."
+    a = c[..., None] * torch.tensor([1.0, 2.0, 4.0, 8.0], device=c.device) * np.pi
+    return torch.cat([a.sin(), a.cos()], -1)
+
+class PositionedProjection(nn.Module):
+    "LayerNorm(slot) and the Fourier code of the slot's mask centroid -> Linear -> the UNet's token width."
+    def __init__(self, slot_size: int, out_dim: int):
+        super().__init__()
+        self.norm, self.linear = nn.LayerNorm(slot_size), nn.Linear(slot_size + 16, out_dim)
+    def forward(self, slots, masks):
+        B, S, h, w = masks.shape
+        ys, xs = torch.meshgrid((torch.arange(h, device=masks.device) + 0.5) / h, (torch.arange(w, device=masks.device) + 0.5) / w, indexing="ij")
+        m = masks.flatten(2); tot = m.sum(-1).clamp_min(1e-6)
+        mx, my = (m * xs.flatten()).sum(-1) / tot, (m * ys.flatten()).sum(-1) / tot
+        return self.linear(torch.cat([self.norm(slots), fourier(mx), fourier(my)], -1))
+
+_init = gm.GLASS.__init__
+def _patched_init(self, cfg, device=None):
+    _init(self, cfg, device)
+    self.projection = PositionedProjection(cfg.slots.slot_size, self.decoder.cross_attention_dim).to(self.device)
+
+def _encode_slots(self, pixel_values=None, features=None, init_slots=None) -> dict:
+    if features is None: features = self.features(pixel_values)
+    features = features.to(self.device, torch.float32)
+    slots, masks = self.slot_attention(features, init_slots)
+    return dict(slots=slots, slots_proj=self.projection(slots, masks), masks=masks, features=features)
+
+if __name__ == "__main__":
+    gm.GLASS.__init__, gm.GLASS.encode_slots = _patched_init, _encode_slots
+    p = argparse.ArgumentParser(); p.add_argument("model"); p.add_argument("out")
+    p.add_argument("--runs", default="unguided_real"); p.add_argument("--set", action="append", default=[])
+    a = p.parse_args()
+    probe_model.main(a.model, a.out, a.runs.split(","), extra=dict(kv.split("=", 1) for kv in a.set))
