@@ -10,11 +10,12 @@ from pathlib import Path
 from .io import asset_path, atomic_write_text
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'CHOICES', 'AT_LEAST_ONE', 'NOT_NEGATIVE', 'POSITIVE', 'UNIT_INTERVAL', 'PRESETS', 'PROTOCOLS',
-           'EncoderConfig', 'SlotConfig', 'DecoderConfig', 'GuidanceConfig', 'PromptConfig', 'GenerateConfig',
-           'TrainConfig', 'EvalConfig', 'GlassConfig', 'flatten_config', 'config_problems', 'validate_config', 'preset',
-           'config_fields', 'apply_overrides', 'parse_overrides', 'config_to_dict', 'config_from_dict', 'save_config',
-           'load_config', 'add_config_args', 'config_from_args', 'check_overrides', 'config_diff']
+__all__ = ['PRECISIONS', 'CHOICES', 'AT_LEAST_ONE', 'NOT_NEGATIVE', 'POSITIVE', 'UNIT_INTERVAL', 'BELOW_ONE', 'PRESETS',
+           'PROTOCOLS', 'EncoderConfig', 'SlotConfig', 'DecoderConfig', 'GuidanceConfig', 'PromptConfig',
+           'GenerateConfig', 'TrainConfig', 'EvalConfig', 'GlassConfig', 'flatten_config', 'config_problems',
+           'validate_config', 'preset', 'config_fields', 'apply_overrides', 'parse_overrides', 'config_to_dict',
+           'config_from_dict', 'save_config', 'load_config', 'add_config_args', 'config_from_args', 'check_overrides',
+           'config_diff']
 
 # %% ../nbs/00_config.ipynb #cf390e52
 @dataclass
@@ -165,7 +166,8 @@ NOT_NEGATIVE = ("slots.spatial_prior", "decoder.mlp_layers", "guidance.weight", 
                 "generate.refine_power", "train.weight_decay", "train.grad_clip", "train.val_every", "train.num_workers",
                 "eval.fid_images", "eval.fid_guidance", "eval.val_guidance", "eval.edit_guidance")
 POSITIVE = ("slots.eps", "train.lr", "train.eps")
-UNIT_INTERVAL = ("decoder.t_min", "generate.min_instance_area", "generate.fg_threshold", "generate.bg_threshold", "eval.probe_iou")
+UNIT_INTERVAL = ("generate.min_instance_area", "generate.fg_threshold", "generate.bg_threshold", "eval.probe_iou")
+BELOW_ONE = ("decoder.t_min",)            # fractions that must leave something: [0, 1)
 
 def config_problems(cfg) -> list:
     "Every field of `cfg` outside its allowed values, as lines `field: what is wrong`."
@@ -176,11 +178,11 @@ def config_problems(cfg) -> list:
     out += [f"{k} must be >= 0; got {flat[k]!r}" for k in NOT_NEGATIVE if flat[k] < 0]
     out += [f"{k} must be > 0; got {flat[k]!r}" for k in POSITIVE if not flat[k] > 0]
     out += [f"{k} must lie in [0, 1]; got {flat[k]!r}" for k in UNIT_INTERVAL if not 0 <= flat[k] <= 1]
+    out += [f"{k} must lie in [0, 1); got {flat[k]!r}" for k in BELOW_ONE if not 0 <= flat[k] < 1]
     if not re.fullmatch(r"all|last:[1-9]\d*|every:[1-9]\d*", str(flat["generate.tap_steps"])):
         out.append(f"generate.tap_steps must be all, last:K or every:N; got {flat['generate.tap_steps']!r}")
     if flat["generate.bg_threshold"] > flat["generate.fg_threshold"]:
         out.append("generate.bg_threshold must not exceed generate.fg_threshold")
-    if flat["decoder.t_min"] == 1: out.append("decoder.t_min must be below 1 (no timestep would be left); got 1")
     return out
 
 def validate_config(cfg, source: str = "configuration"):

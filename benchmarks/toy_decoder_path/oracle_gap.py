@@ -6,8 +6,8 @@ import json, sys
 from pathlib import Path
 import numpy as np, torch
 from glass.toy.demo import diffusion_losses, conditioning_gap as gap, psnr
-from glass.toy.world import render_split, colour_segmentation
-from glass.toy.demo import mask_iou_scores
+from glass.toy.world import render_split
+from glass.toy.demo import placement
 from glass.toy.model import load_toy_pipeline, load_layout_tokens, scene_layouts
 from glass.decoder import SlotDecoder
 torch.set_num_threads(1)
@@ -25,10 +25,7 @@ rec = dec.reconstruct(toks, steps=20, seed=0)
 unc = dec.reconstruct(dec.unconditional(4, n).clone(), steps=20, seed=0)
 res = {"losses": L, "gap_shuffled": gap(L), "gap_uncond": gap(L, "unconditional"),
        "psnr_layout": psnr(rec, x.float() / 255), "psnr_uncond": psnr(unc, x.float() / 255)}
-# placement: the colour oracle of each reconstruction against the scene's class map (objects at their places, in their colours)
-seg = lambda ims: colour_segmentation((ims.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8))
-res["placement_layout"] = mask_iou_scores(seg(rec), val.classes)["object_miou"]
-res["placement_uncond"] = mask_iou_scores(seg(unc), val.classes)["object_miou"]
+res["placement_layout"], res["placement_uncond"] = placement(rec, val.classes), placement(unc, val.classes)
 print(json.dumps(res, indent=1))
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
 fig, ax = plt.subplots(3, 8, figsize=(9, 3.5))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np, torch
 from torch import nn
 import glass.model as gm
+from glass.slots import cartesian_grid
 sys.path.insert(0, str(Path(__file__).parent))
 import probe_model
 
@@ -24,9 +25,9 @@ class PositionedProjection(nn.Module):
         self.norm, self.linear = nn.LayerNorm(slot_size), nn.Linear(slot_size + 16, out_dim)
     def forward(self, slots, masks):
         B, S, h, w = masks.shape
-        ys, xs = torch.meshgrid((torch.arange(h, device=masks.device) + 0.5) / h, (torch.arange(w, device=masks.device) + 0.5) / w, indexing="ij")
-        m = masks.flatten(2); tot = m.sum(-1).clamp_min(1e-6)
-        mx, my = (m * xs.flatten()).sum(-1) / tot, (m * ys.flatten()).sum(-1) / tot
+        p = cartesian_grid(h, w, masks.device, masks.dtype)[..., :2].reshape(-1, 2)     # (h*w, 2) cell centres
+        m = masks.flatten(2)
+        mx, my = (torch.einsum("bsn,nc->bsc", m, p) / m.sum(-1, keepdim=True).clamp_min(1e-6)).unbind(-1)
         return self.linear(torch.cat([self.norm(slots), fourier(mx), fourier(my)], -1))
 
 _init = gm.GLASS.__init__
