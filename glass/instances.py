@@ -157,25 +157,15 @@ def _cut(mask, affinity, k, max_k, max_cut) -> list:
     ids = split_segment(mask, affinity, k, max_k, max_cut)
     return [ids == j for j in range(int(ids.max()) + 1) if (ids == j).any()]
 
-def _keep_largest(comps: list, k: int) -> list:
-    "The `k` largest of the boolean masks `comps`; each pixel of the others joins the nearest kept one."
-    comps = sorted(comps, key=lambda m: -int(m.sum()))
-    if len(comps) <= k: return comps
-    kept = np.zeros(comps[0].shape, np.int64)
-    for i, m in enumerate(comps[:k], 1): kept[m] = i
-    kept = _join_nearest(kept, np.any(comps[k:], axis=0))
-    return [kept == i for i in range(1, k + 1)]
-
 def _auto_parts(lab, inst, affinity, counts: dict, max_k: int, max_cut: float) -> list:
-    """Per class, by the caption's count n: one segment when n = 1; else its n largest components (smaller ones join
-    the nearest), and with fewer than n the largest ones cut by the self-attention, as far as its eigengap allows."""
+    """Per class: its components `inst` first; where the caption's count n is larger than their number, the largest
+    ones cut by the self-attention into the missing parts, as far as its eigengap allows."""
     parts = []
     for c in [int(v) for v in np.unique(lab) if v not in (0, 255)]:
         want = min(int(counts.get(c, 1)), max_k)
-        if want <= 1: parts.append(lab == c); continue
-        comps = _keep_largest([inst == v for v in np.unique(inst[lab == c]) if v not in (0, 255)], want)
+        comps = sorted([inst == v for v in np.unique(inst[lab == c]) if v not in (0, 255)], key=lambda m: -int(m.sum()))
         ks = [1] * len(comps)
-        for _ in range(want - len(comps) if affinity is not None else 0):   # each extra part to the largest area per part
+        for _ in range(max(want - len(comps), 0) if affinity is not None else 0):   # each missing part to the largest area per part
             j = int(np.argmax([m.sum() / k for m, k in zip(comps, ks)])); ks[j] += 1
         for m, k in zip(comps, ks): parts += _cut(m, affinity, None, k, max_cut) if k > 1 else [m]
     return parts

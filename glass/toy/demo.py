@@ -21,12 +21,13 @@ from .model import has_toy_model, load_toy_pipeline, pretrain, pretrain_command,
 
 # %% auto #0
 __all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'DEFAULT_RUNS', 'PROBE_STEPS', 'DECODER_PATH_TIMESTEPS',
-           'INSTANCE_GENERATION', 'departures', 'DemoSize', 'demo_config', 'class_id_map', 'scene_classes',
-           'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores', 'write_real_shards', 'select_runs', 'run_metrics',
-           'probe_summary', 'train_and_evaluate', 'diffusion_losses', 'conditioning_gap', 'psnr', 'placement',
-           'decoder_path', 'unconditional_reference', 'scenes_figure', 'generated_figure', 'slots_figure',
-           'losses_figure', 'reconstructions_figure', 'slot_argmax', 'instances_figure', 'repeated_report',
-           'report_markdown', 'usable_cores', 'run_demo', 'generated_scores', 'build_parser', 'main']
+           'INSTANCE_GENERATION', 'RUN_THREADS', 'departures', 'DemoSize', 'demo_config', 'class_id_map',
+           'scene_classes', 'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores', 'write_real_shards',
+           'select_runs', 'run_metrics', 'probe_summary', 'train_and_evaluate', 'diffusion_losses', 'conditioning_gap',
+           'psnr', 'placement', 'decoder_path', 'unconditional_reference', 'scenes_figure', 'generated_figure',
+           'slots_figure', 'losses_figure', 'reconstructions_figure', 'slot_argmax', 'instances_figure',
+           'repeated_report', 'report_markdown', 'usable_cores', 'run_job', 'steps_done', 'parallel_runs', 'run_demo',
+           'generated_scores', 'build_parser', 'main']
 
 # %% ../../nbs/97_toy_demo.ipynb #0562a679
 TOY_DEPARTURES = {
@@ -173,9 +174,9 @@ RUNS = {
     "glass_instances": dict(data="glass", set={"generate.instances": "auto", "generate.min_instance_area": 0.025},
                             title="GLASS + instance masks",
                             meaning="as GLASS, on the same generated images, guided by instance pseudo masks "
-                                    "(generate.instances=auto: a class the caption counts once stays one segment, one counted "
-                                    "n > 1 times is split into its n largest components, cut by the self-attention where there "
-                                    "are fewer; glass.instances)"),
+                                    "(generate.instances=auto: each class segment's connected components, cut further by the "
+                                    "self-attention where the caption counts more objects than there are components; "
+                                    "glass.instances)"),
     "glass_dagger": dict(data="glass_dagger", set={"prompts.source": "labels"}, title="GLASS†",
                          meaning="as GLASS, but the prompts' classes are the scenes' ground-truth labels"),
     "gt_masks": dict(data="real", set={"guidance.source": "gt"}, title="GT-mask guidance (upper bound on masks)",
@@ -556,31 +557,72 @@ def _stage_generate(st, pipe, out: Path, cfg_for, progress: bool, cpu: bool, run
         gen_vs_colour[k] = generated_scores(out/"gen"/k)
     return gen_vs_colour
 
-def _stage_runs(st, say, out: Path, cfg_for, val, progress: bool, dev, repeated=None, runs=tuple(RUNS)) -> tuple:
-    "Stages 5-6: the `runs`, each trained and evaluated on the held-out scenes: `(metrics per run, models)`."
-    results, models = {}, {}
-    for name, spec in ((k, RUNS[k]) for k in runs):
-        say(f"[glass-demo] run {name}: {RUNS[name]['meaning']}")
-        m, models[name], t = train_and_evaluate(cfg_for(**spec["set"]), out/"gen"/spec["data"], out/"runs"/name, val,
-                                                progress, dev, repeated)
-        st.add(f"train_{name}", t["train"]); st.add(f"evaluate_{name}", t["evaluate"])
-        say(f"[glass-demo] train_{name}: {t['train']:.1f} s, evaluate_{name}: {t['evaluate']:.1f} s; "
-            f"mBO_i {m['protocols']['dinosaur']['mbo_i']:.3f} (DINOSAUR protocol)")
-        results[name] = m
-    return results, models
+RUN_THREADS = 1   # torch threads of each run's process on a CPU: the numbers do not depend on the machine's core count
 
-def _stage_decoder_path(st, say, models: dict, val, size: DemoSize, num_slots: int, seed: int) -> tuple:
-    "Stage 6b: the decoder path of each run and the unconditional reference: `(figures per run, reference, images per row)`."
-    recon, recs = {}, {}
-    for name, model in models.items():
-        with st(f"decoder_path_{name}"):
-            recon[name], recs[name] = decoder_path(model, val.images, size.n_recon, size.recon_steps, seed, val.classes)
-        say(f"[glass-demo] decoder path of {name}: conditioning gap {recon[name]['conditioning_gap']:.3f}, "
-            f"reconstruction PSNR {recon[name]['psnr']:.2f} dB")
+def run_job(job: dict) -> dict:
+    """One demo run (`job`: cfg, data, out, val, repeated, device, n_recon, recon_steps, seed, threads): train, evaluate and
+    trace its decoder path, on `threads` torch threads when given; its metrics, decoder path, reconstructions and seconds."""
+    if job.get("threads"): torch.set_num_threads(job["threads"])
+    quiet_libraries()                                      # a spawned process starts with the libraries' defaults
+    m, model, t = train_and_evaluate(job["cfg"], job["data"], job["out"], job["val"], job.get("progress", False),
+                                     job["device"], job["repeated"])
+    t0, val = time.perf_counter(), job["val"]
+    recon, recs = decoder_path(model, val.images, job["n_recon"], job["recon_steps"], job["seed"], val.classes)
+    return {"metrics": m, "recon": recon, "recs": recs, "seconds": {**t, "decoder_path": time.perf_counter() - t0}}
+
+def steps_done(out) -> int:
+    "The last logged training step of the run folder `out` (0 before its first log row)."
+    from glass.train import read_log
+    rows = read_log(out) if (Path(out)/"log.jsonl").exists() else []
+    return int(rows[-1]["step"]) if rows else 0
+
+def parallel_runs(jobs: dict, workers: int, progress: bool = True, on_done=None) -> dict:
+    """`run_job` of every job (by name) in `workers` spawned processes, with one progress bar over their summed training
+    steps (rate, ETA); `on_done(name, result)` as each one ends; the results by name, in the order of `jobs`."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
+    from tqdm.auto import tqdm
+    total, results = sum(j["cfg"].train.steps for j in jobs.values()), {}
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex, \
+         tqdm(total=total, desc=f"training {len(jobs)} runs, {workers} at a time", unit="step", disable=not progress) as bar:
+        from glass.toy.demo import run_job as job   # by its module's name: a spawned process imports it from there
+        pending = {ex.submit(job, j): name for name, j in jobs.items()}
+        while pending:
+            done, _ = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
+            for f in done:
+                name = pending.pop(f); results[name] = f.result()
+                if on_done: on_done(name, results[name])
+            new = sum(steps_done(j["out"]) for j in jobs.values()) - bar.n
+            if new > 0: bar.update(new)
+    return {k: results[k] for k in jobs}
+
+def _stage_runs(st, say, out: Path, cfg_for, val, size: DemoSize, seed: int, progress: bool, dev, repeated=None,
+                runs=tuple(RUNS)) -> tuple:
+    """Stages 5-6: the `runs`, each trained, evaluated on the held-out scenes and its decoder path traced; on a CPU in
+    parallel processes of `RUN_THREADS` thread(s) each: `(metrics per run, models, decoder paths, reconstructions)`."""
+    from glass.evaluate import load_checkpoint
+    cpu = dev.type == "cpu"
+    jobs = {k: dict(cfg=cfg_for(**RUNS[k]["set"]), data=out/"gen"/RUNS[k]["data"], out=out/"runs"/k, val=val, repeated=repeated,
+                    device=str(dev), n_recon=size.n_recon, recon_steps=size.recon_steps, seed=seed,
+                    threads=RUN_THREADS if cpu else None, progress=progress and not cpu) for k in runs}
+    for k in runs: say(f"[glass-demo] run {k}: {RUNS[k]['meaning']}")
+    def report(name, r):
+        for part, secs in r["seconds"].items(): st.add(f"{part}_{name}", secs)
+        say(f"[glass-demo] {name}: trained in {r['seconds']['train']:.1f} s; mBO_i "
+            f"{r['metrics']['protocols']['dinosaur']['mbo_i']:.3f} (DINOSAUR protocol), conditioning gap "
+            f"{r['recon']['conditioning_gap']:.3f}, reconstruction PSNR {r['recon']['psnr']:.2f} dB")
+    with st("runs"):
+        if cpu: res = parallel_runs(jobs, len(jobs), progress, report)   # all at once: no core idles while one run is left
+        else: res = {k: run_job(j) for k, j in jobs.items()}; [report(k, r) for k, r in res.items()]
+    models = {k: load_checkpoint(out/"runs"/k, device=str(dev))[1] for k in runs}
+    return ({k: r["metrics"] for k, r in res.items()}, models, {k: r["recon"] for k, r in res.items()},
+            {k: r["recs"] for k, r in res.items()})
+
+def _stage_unconditional(st, models: dict, val, size: DemoSize, num_slots: int, seed: int) -> tuple:
+    "Stage 6b: the unconditional reference of the decoder path: `(numbers, images)`."
     with st("decoder_path_unconditional"):
-        unc, recs["unconditional"] = unconditional_reference(next(iter(models.values())).decoder, val.images,
-                                                             size.n_recon, num_slots, size.recon_steps, seed, val.classes)
-    return recon, unc, recs
+        return unconditional_reference(next(iter(models.values())).decoder, val.images, size.n_recon, num_slots,
+                                       size.recon_steps, seed, val.classes)
 
 def _stage_figures(out: Path, val, pseudo, models: dict, pretrain_log, recs: dict, repeated=None):
     "Stage 7a: the figures of the report."
@@ -646,8 +688,8 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
         if "gt_masks" in runs:
             with st("real_shards"):
                 write_real_shards(train_split, pipe.vae, out/"gen"/"real", cfg.generate.items_per_shard, progress=progress)
-        results, models = _stage_runs(st, say, out, cfg_for, val, progress, dev, repeated, runs)
-        recon, unc, recs = _stage_decoder_path(st, say, models, val, size, cfg.slots.num_slots, seed)
+        results, models, recon, recs = _stage_runs(st, say, out, cfg_for, val, size, seed, progress, dev, repeated, runs)
+        unc, recs["unconditional"] = _stage_unconditional(st, models, val, size, cfg.slots.num_slots, seed)
         with st("report"): _stage_figures(out, val, pseudo, models, pretrain_log, recs, repeated)
         run = {"size": asdict(size), "seed": seed, "model": str(path), "model_note": note}
         return _write_results(out, st, say, run, pm, gen_vs_colour, results, pretrain_log, recon, unc)
@@ -694,7 +736,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-val", type=int, metavar="N", help="held-out real scenes for evaluation")
     p.add_argument("--train-steps", type=int, metavar="N", help="slot-training steps of each run")
     p.add_argument("--seed", type=int, default=0, help="seed of the world, the model and the runs (default 0)")
-    p.add_argument("--threads", type=int, help="torch threads (default: every core this process may use)")
+    p.add_argument("--threads", type=int, help="torch threads of the shared stages (default: every core this process may use); on a CPU each "
+                   "run trains in its own process on one thread, as many at a time as there are cores")
     p.add_argument("--runs", metavar="NAMES", help=f"comma-separated runs, or 'all' (default {','.join(DEFAULT_RUNS)}; "
                    f"all: {','.join(RUNS)})")
     p.add_argument("--device", default="cpu", help="cpu (default; the numbers in the docs), cuda, or auto")
