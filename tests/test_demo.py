@@ -1,20 +1,27 @@
 """glass-demo as a console script: the quick run end to end, its report, and that guidance helps at that budget.
 The metrics' shape, resuming and the --fresh refusal are tested once, on a tiny run, in nbs/97_toy_demo.ipynb."""
-import json
+import json, os, signal, subprocess, sys, time
 import pytest
+from glass.checkpoint import list_checkpoints
+from glass.outputs import LOCK_NAME
 from glass.toy import demo, model as toy_model
 
 pytestmark = pytest.mark.xdist_group("demo")   # its module-scoped fixtures are built once, on one worker
 
 
 @pytest.fixture(scope="module")
-def quick(tmp_path_factory):
+def model_args(tmp_path_factory):
+    "The --model arguments of the tests: none with the shipped checkpoint, else a short pretraining (the numbers then say little)."
+    if toy_model.has_toy_model(): return []
+    model = tmp_path_factory.mktemp("toy") / "toy-sd"
+    toy_model.pretrain(model, steps=150, n_scenes=2000, vae_steps=150, progress=False)
+    return ["--model", str(model)]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, model_args):
     out = tmp_path_factory.mktemp("demo") / "run"
-    model = None
-    if not toy_model.has_toy_model():   # no shipped checkpoint: a short pretraining (the numbers then say little)
-        model = tmp_path_factory.mktemp("toy") / "toy-sd"
-        toy_model.pretrain(model, steps=150, n_scenes=2000, vae_steps=150, progress=False)
-    args = ["--quick", "--runs", "all", "--out", str(out), "--no-progress"] + (["--model", str(model)] if model else [])
+    args = ["--quick", "--runs", "all", "--out", str(out), "--no-progress"] + model_args
     assert demo.main(args) is None                       # a console script: the exit status stays 0
     return out, json.loads((out / "metrics.json").read_text())
 
@@ -57,3 +64,41 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, says):
     err = capsys.readouterr().err.strip()
     assert e.value.code == 1 and err.startswith("glass-demo: error: ") and says in err and "\n" not in err, err
     assert not (tmp_path / "x").exists()
+
+
+def _wait_for(cond, what: str, proc=None, limit: float = 600.0):
+    t0 = time.time()
+    while not cond():
+        assert proc is None or proc.poll() is None, f"the demo ended before {what}"
+        assert time.time() - t0 < limit, f"no {what} after {limit:.0f} s"
+        time.sleep(0.5)
+
+
+def _session_processes(sid: int) -> list:
+    "The pids of the live processes of session `sid` (Linux /proc)."
+    out = []
+    for stat in os.listdir("/proc"):
+        try: fields = open(f"/proc/{stat}/stat").read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError): continue
+        if stat.isdigit() and int(fields[3]) == sid and fields[0] != "Z": out.append(int(stat))
+    return out
+
+
+def test_a_killed_demo_leaves_no_run_training_and_resumes_exactly(tmp_path, quick, model_args):
+    """kill -9 of the demo while its runs train in their own processes: every run stops and frees its folder (the
+    workers follow their parent), and a rerun finishes with the numbers of an uninterrupted demo."""
+    out, args = tmp_path / "k", ["--quick", "--out", str(tmp_path / "k"), "--no-progress"] + model_args
+    p = subprocess.Popen([sys.executable, "-m", "glass.toy.demo", *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    logs = [out / "runs" / r / "log.jsonl" for r in demo.DEFAULT_RUNS]
+    _wait_for(lambda: any(f.exists() for f in logs), "training run", p)
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    locks = [out / "runs" / r / LOCK_NAME for r in demo.DEFAULT_RUNS]
+    _wait_for(lambda: not any(f.exists() for f in locks), "free run folders", limit=120)
+    stopped = [int(c.name.split("-")[-1]) for r in demo.DEFAULT_RUNS for c in list_checkpoints(out / "runs" / r)[-1:]]
+    assert stopped and max(stopped) < demo.SIZES["quick"].train_steps, stopped   # they stopped, not finished as orphans
+    _wait_for(lambda: not _session_processes(p.pid), "end of the run processes", limit=demo.ORPHAN_GRACE_S + 60)
+    assert demo.main(args) is None
+    m = json.loads((out / "metrics.json").read_text())
+    for r in demo.DEFAULT_RUNS:
+        for k in ("dinosaur", "glass", "repeated"): assert m["runs"][r][k] == quick[1]["runs"][r][k], (r, k)

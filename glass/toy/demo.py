@@ -21,13 +21,14 @@ from .model import has_toy_model, load_toy_pipeline, pretrain, pretrain_command,
 
 # %% auto #0
 __all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'DEFAULT_RUNS', 'PROBE_STEPS', 'DECODER_PATH_TIMESTEPS',
-           'INSTANCE_GENERATION', 'RUN_THREADS', 'departures', 'DemoSize', 'demo_config', 'class_id_map',
-           'scene_classes', 'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores', 'write_real_shards',
-           'select_runs', 'run_metrics', 'probe_summary', 'train_and_evaluate', 'diffusion_losses', 'conditioning_gap',
-           'psnr', 'placement', 'decoder_path', 'unconditional_reference', 'scenes_figure', 'generated_figure',
-           'slots_figure', 'losses_figure', 'reconstructions_figure', 'slot_argmax', 'instances_figure',
-           'repeated_report', 'report_markdown', 'usable_cores', 'run_job', 'steps_done', 'parallel_runs', 'run_demo',
-           'generated_scores', 'build_parser', 'main']
+           'INSTANCE_GENERATION', 'RUN_THREADS', 'ORPHAN_GRACE_S', 'departures', 'DemoSize', 'demo_config',
+           'class_id_map', 'scene_classes', 'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores',
+           'write_real_shards', 'select_runs', 'run_metrics', 'probe_summary', 'train_and_evaluate', 'diffusion_losses',
+           'conditioning_gap', 'psnr', 'placement', 'decoder_path', 'unconditional_reference', 'scenes_figure',
+           'generated_figure', 'slots_figure', 'losses_figure', 'reconstructions_figure', 'slot_argmax',
+           'instances_figure', 'repeated_report', 'report_markdown', 'usable_cores', 'run_job', 'steps_done',
+           'die_with_parent', 'exit_if_orphaned', 'parallel_runs', 'run_demo', 'generated_scores', 'build_parser',
+           'main']
 
 # %% ../../nbs/97_toy_demo.ipynb #0562a679
 TOY_DEPARTURES = {
@@ -212,13 +213,14 @@ def probe_summary(metrics: dict) -> dict | None:
     return {"accuracy": None if acc is None or math.isnan(acc) else acc, "detrate": p["detrate"], "n_test": p["n_test"]}
 
 def train_and_evaluate(cfg: GlassConfig, data, out, val, progress: bool = True, device: str = "cpu", repeated=None,
-                       probe_steps: int = PROBE_STEPS) -> tuple:
-    """Train one run into `out` (resuming if it is there) and evaluate its newest checkpoint on `val` (+ the class probe, and on
-    the `repeated` split as `metrics["repeated"]`): (metrics, model, seconds)."""
+                       probe_steps: int = PROBE_STEPS, after_training=None) -> tuple:
+    """Train one run into `out` (resuming if it is there), call `after_training()` if given, and evaluate its newest
+    checkpoint on `val` (+ the class probe, and on the `repeated` split as `metrics["repeated"]`): (metrics, model, seconds)."""
     from glass.train import train, list_checkpoints
     from glass.evaluate import load_checkpoint, evaluate
     t0 = time.perf_counter()
     train(cfg, data, out, resume=bool(list_checkpoints(out)), progress=progress, log_with=None, cpu=str(device) == "cpu")
+    if after_training: after_training()
     t1 = time.perf_counter()
     _, model = load_checkpoint(out, device=str(device))
     m = evaluate(model, val, protocol="both", cfg=cfg, name="toy", mask_size=0, batch_size=100,
@@ -565,7 +567,7 @@ def run_job(job: dict) -> dict:
     if job.get("threads"): torch.set_num_threads(job["threads"])
     quiet_libraries()                                      # a spawned process starts with the libraries' defaults
     m, model, t = train_and_evaluate(job["cfg"], job["data"], job["out"], job["val"], job.get("progress", False),
-                                     job["device"], job["repeated"])
+                                     job["device"], job["repeated"], after_training=exit_if_orphaned)
     t0, val = time.perf_counter(), job["val"]
     recon, recs = decoder_path(model, val.images, job["n_recon"], job["recon_steps"], job["seed"], val.classes)
     return {"metrics": m, "recon": recon, "recs": recs, "seconds": {**t, "decoder_path": time.perf_counter() - t0}}
@@ -576,6 +578,30 @@ def steps_done(out) -> int:
     rows = read_log(out) if (Path(out)/"log.jsonl").exists() else []
     return int(rows[-1]["step"]) if rows else 0
 
+_PARENT = None   # in a run's process: the pid of the demo that started it
+
+ORPHAN_GRACE_S = 30.0   # how long a run's process outlives its demo: time for the checkpoint after the current step
+
+def die_with_parent():
+    """Have Linux signal this process when the process that started it dies and turn that into one SIGTERM, so that a
+    killed demo leaves no run training (the run checkpoints after its step and frees its folder), and end the process
+    `ORPHAN_GRACE_S` later whatever it is doing (Linux only)."""
+    import ctypes, signal, threading
+    global _PARENT
+    _PARENT, told = os.getppid(), []
+    def once(sig, frame):                       # the death signal can arrive more than once; a second SIGTERM would
+        if told: return                         # stop the run without its checkpoint
+        told.append(sig); os.kill(os.getpid(), signal.SIGTERM)
+        threading.Timer(ORPHAN_GRACE_S, os._exit, (1,)).start()
+    try:
+        if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1)) == 0:   # 1 = PR_SET_PDEATHSIG
+            signal.signal(signal.SIGUSR1, once)
+    except (OSError, AttributeError): pass
+
+def exit_if_orphaned():
+    "End this process at once when the demo that started it (`die_with_parent`) is gone: nobody waits for its results."
+    if _PARENT is not None and os.getppid() != _PARENT: os._exit(1)
+
 def parallel_runs(jobs: dict, workers: int, progress: bool = True, on_done=None) -> dict:
     """`run_job` of every job (by name) in `workers` spawned processes, with one progress bar over their summed training
     steps (rate, ETA); `on_done(name, result)` as each one ends; the results by name, in the order of `jobs`."""
@@ -583,9 +609,9 @@ def parallel_runs(jobs: dict, workers: int, progress: bool = True, on_done=None)
     from concurrent.futures import ProcessPoolExecutor, wait, FIRST_COMPLETED
     from tqdm.auto import tqdm
     total, results = sum(j["cfg"].train.steps for j in jobs.values()), {}
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex, \
+    from glass.toy.demo import run_job as job, die_with_parent as on_start   # by module name: a spawned process imports them
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=on_start) as ex, \
          tqdm(total=total, desc=f"training {len(jobs)} runs, {workers} at a time", unit="step", disable=not progress) as bar:
-        from glass.toy.demo import run_job as job   # by its module's name: a spawned process imports it from there
         pending = {ex.submit(job, j): name for name, j in jobs.items()}
         while pending:
             done, _ = wait(pending, timeout=2.0, return_when=FIRST_COMPLETED)
