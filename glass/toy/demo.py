@@ -639,7 +639,9 @@ def _stage_runs(st, say, out: Path, cfg_for, val, size: DemoSize, seed: int, pro
             f"{r['recon']['conditioning_gap']:.3f}, reconstruction PSNR {r['recon']['psnr']:.2f} dB")
     with st("runs"):
         if cpu: res = parallel_runs(jobs, len(jobs), progress, report)   # all at once: no core idles while one run is left
-        else: res = {k: run_job(j) for k, j in jobs.items()}; [report(k, r) for k, r in res.items()]
+        else:
+            res = {}
+            for k, j in jobs.items(): res[k] = run_job(j); report(k, res[k])
     models = {k: load_checkpoint(out/"runs"/k, device=str(dev))[1] for k in runs}
     return ({k: r["metrics"] for k, r in res.items()}, models, {k: r["recon"] for k, r in res.items()},
             {k: r["recs"] for k, r in res.items()})
@@ -762,8 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-val", type=int, metavar="N", help="held-out real scenes for evaluation")
     p.add_argument("--train-steps", type=int, metavar="N", help="slot-training steps of each run")
     p.add_argument("--seed", type=int, default=0, help="seed of the world, the model and the runs (default 0)")
-    p.add_argument("--threads", type=int, help="torch threads of the shared stages (default: every core this process may use); on a CPU each "
-                   "run trains in its own process on one thread, as many at a time as there are cores")
+    p.add_argument("--threads", type=int, help="torch threads of the shared stages (default: every core this process may use); on a CPU the "
+                   "runs train side by side, each in its own process on one thread")
     p.add_argument("--runs", metavar="NAMES", help=f"comma-separated runs, or 'all' (default {','.join(DEFAULT_RUNS)}; "
                    f"all: {','.join(RUNS)})")
     p.add_argument("--device", default="cpu", help="cpu (default; the numbers in the docs), cuda, or auto")
