@@ -26,9 +26,9 @@ __all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'DEFAULT_RUNS', 'PR
            'write_real_shards', 'select_runs', 'run_metrics', 'probe_summary', 'train_and_evaluate', 'diffusion_losses',
            'conditioning_gap', 'psnr', 'placement', 'decoder_path', 'unconditional_reference', 'scenes_figure',
            'generated_figure', 'slots_figure', 'losses_figure', 'reconstructions_figure', 'slot_argmax',
-           'instances_figure', 'repeated_report', 'report_markdown', 'usable_cores', 'run_job', 'steps_done',
-           'die_with_parent', 'exit_if_orphaned', 'parallel_runs', 'run_demo', 'generated_scores', 'build_parser',
-           'main']
+           'instances_figure', 'repeated_report', 'report_markdown', 'usable_cores', 'run_job', 'demo_job',
+           'steps_done', 'die_with_parent', 'exit_if_orphaned', 'parallel_runs', 'run_demo', 'generated_scores',
+           'build_parser', 'main']
 
 # %% ../../nbs/97_toy_demo.ipynb #0562a679
 TOY_DEPARTURES = {
@@ -572,6 +572,16 @@ def run_job(job: dict) -> dict:
     recon, recs = decoder_path(model, val.images, job["n_recon"], job["recon_steps"], job["seed"], val.classes)
     return {"metrics": m, "recon": recon, "recs": recs, "seconds": {**t, "decoder_path": time.perf_counter() - t0}}
 
+def demo_job(name: str, cfg_for, demo_out, val, repeated, size: DemoSize, seed: int, device="cpu", run_out=None,
+             progress: bool = False) -> dict:
+    """The `run_job` job of demo run `name` (`cfg_for(**changes)` its configuration) on the generated data of the demo
+    folder `demo_out`, trained into `run_out` (default `demo_out/runs/<name>`); on a CPU on `RUN_THREADS` thread(s)."""
+    cpu = str(device) == "cpu"
+    return dict(cfg=cfg_for(**RUNS[name]["set"]), data=Path(demo_out)/"gen"/RUNS[name]["data"],
+                out=Path(run_out or Path(demo_out)/"runs"/name), val=val, repeated=repeated, device=str(device),
+                n_recon=size.n_recon, recon_steps=size.recon_steps, seed=seed, threads=RUN_THREADS if cpu else None,
+                progress=progress and not cpu)
+
 def steps_done(out) -> int:
     "The last logged training step of the run folder `out` (0 before its first log row)."
     from glass.train import read_log
@@ -628,9 +638,7 @@ def _stage_runs(st, say, out: Path, cfg_for, val, size: DemoSize, seed: int, pro
     parallel processes of `RUN_THREADS` thread(s) each: `(metrics per run, models, decoder paths, reconstructions)`."""
     from glass.evaluate import load_checkpoint
     cpu = dev.type == "cpu"
-    jobs = {k: dict(cfg=cfg_for(**RUNS[k]["set"]), data=out/"gen"/RUNS[k]["data"], out=out/"runs"/k, val=val, repeated=repeated,
-                    device=str(dev), n_recon=size.n_recon, recon_steps=size.recon_steps, seed=seed,
-                    threads=RUN_THREADS if cpu else None, progress=progress and not cpu) for k in runs}
+    jobs = {k: demo_job(k, cfg_for, out, val, repeated, size, seed, dev, progress=progress) for k in runs}
     for k in runs: say(f"[glass-demo] run {k}: {RUNS[k]['meaning']}")
     def report(name, r):
         for part, secs in r["seconds"].items(): st.add(f"{part}_{name}", secs)
