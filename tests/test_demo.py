@@ -84,9 +84,9 @@ def _session_processes(sid: int) -> list:
     return out
 
 
-def test_a_killed_demo_leaves_no_run_training_and_resumes_exactly(tmp_path, quick, model_args):
+def test_a_killed_demo_leaves_no_run_training_and_resumes(tmp_path, model_args):
     """kill -9 of the demo while its runs train in their own processes: every run stops and frees its folder (the
-    workers follow their parent), and a rerun finishes with the numbers of an uninterrupted demo."""
+    workers follow their parent), and a rerun resumes and finishes every run (exactness of a resume: tests/test_train.py)."""
     out, args = tmp_path / "k", ["--quick", "--out", str(tmp_path / "k"), "--no-progress"] + model_args
     p = subprocess.Popen([sys.executable, "-m", "glass.toy.demo", *args], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
@@ -98,7 +98,9 @@ def test_a_killed_demo_leaves_no_run_training_and_resumes_exactly(tmp_path, quic
     stopped = [int(c.name.split("-")[-1]) for r in demo.DEFAULT_RUNS for c in list_checkpoints(out / "runs" / r)[-1:]]
     assert stopped and max(stopped) < demo.SIZES["quick"].train_steps, stopped   # they stopped, not finished as orphans
     _wait_for(lambda: not _session_processes(p.pid), "end of the run processes", limit=demo.ORPHAN_GRACE_S + 60)
-    assert demo.main(args) is None
+    assert demo.main(args) is None                       # the rerun resumes each run from its checkpoint and finishes it
     m = json.loads((out / "metrics.json").read_text())
     for r in demo.DEFAULT_RUNS:
-        for k in ("dinosaur", "glass", "repeated"): assert m["runs"][r][k] == quick[1]["runs"][r][k], (r, k)
+        test_steps = int(list_checkpoints(out / "runs" / r)[-1].name.split("-")[-1])
+        assert test_steps == demo.SIZES["quick"].train_steps, (r, test_steps)
+        assert set(m["runs"][r]) >= {"dinosaur", "glass", "repeated"}, r
