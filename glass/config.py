@@ -121,6 +121,7 @@ class EvalConfig:
     edit_steps: int = 75
     edit_guidance: float = 3.0
     probe_iou: float = 0.5
+    slot_seed: int = 0                        # evaluated image i starts from the initial slots of key (slot_seed, i): glass.slots.item_keys
 
 @dataclass
 class GlassConfig:

@@ -13,6 +13,7 @@ from .config import GlassConfig, PRESETS, PROTOCOLS, apply_overrides, parse_over
 from .io import atomic_write_text
 from .viz import palette, color_mask, overlay, to_uint8_image, image_grid, save_figure
 from .checkpoint import CHECKPOINT_LAYOUT, find_checkpoint, checkpoint_config, load_checkpoint
+from .slots import item_keys
 from .core import command
 import warnings
 from .config import config_diff
@@ -152,9 +153,9 @@ def _device_of(model):
     return p.device if p is not None else torch.device("cpu")
 
 @torch.no_grad()
-def encode(model, pixel_values: torch.Tensor) -> dict:
-    "`model.encode_slots` on a batch of encoder inputs; tensors returned on the CPU (masks as float32)."
-    out = model.encode_slots(pixel_values=pixel_values.to(_device_of(model)))
+def encode(model, pixel_values: torch.Tensor, keys=None) -> dict:
+    "`model.encode_slots` on a batch of encoder inputs (initial slots from the noise `keys` when given); tensors returned on the CPU (masks as float32)."
+    out = model.encode_slots(pixel_values=pixel_values.to(_device_of(model)), **({} if keys is None else {"keys": keys}))
     return {k: (v.float().cpu() if torch.is_tensor(v) else v) for k, v in out.items()}
 
 def _model_cfg(model, cfg):
@@ -244,7 +245,8 @@ def evaluate(model, dataset, protocol: str = "both", cfg: GlassConfig | None = N
     if hasattr(model, "eval"): model.eval()
     try:
         for batch in tqdm(dl, desc=f"eval {name}", unit="batch", disable=not progress, dynamic_ncols=True):
-            encs = {p: encode(model, batch[p]["pixel_values"]) for p in protos}
+            keys = item_keys(cfg.eval.slot_seed, batch["index"])        # an image's slots do not depend on its batch
+            encs = {p: encode(model, batch[p]["pixel_values"], keys) for p in protos}
             enc, preds = encs[protos[0]], {}
             for p in protos:
                 b = batch[p]

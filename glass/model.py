@@ -120,12 +120,13 @@ class GLASS(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and p.requires_grad):
             return self.encoder(pixel_values.to(p.device, p.dtype)).float()
 
-    def encode_slots(self, pixel_values=None, features=None, init_slots=None) -> dict:
-        "dict(slots (B,S,slot_size), slots_proj (B,S,cross_dim), masks (B,S,h,w), features) from images or cached features."
+    def encode_slots(self, pixel_values=None, features=None, init_slots=None, keys=None) -> dict:
+        "dict(slots (B,S,slot_size), slots_proj (B,S,cross_dim), masks (B,S,h,w), features) from images or cached features; `keys`: `glass.slots.keyed_noise` initial slots."
         if features is None:
             if pixel_values is None: raise ValueError("encode_slots needs pixel_values (encoder input) or cached features")
             features = self.features(pixel_values)
         features = features.to(self.device, torch.float32)
+        if keys is not None and init_slots is None: init_slots = self.slot_attention.init_slots(features.shape[0], keys=keys)
         slots, masks = self.slot_attention(features, init_slots)
         return dict(slots=slots, slots_proj=self.projection(slots), masks=masks, features=features)
 

@@ -12,8 +12,8 @@ from .core import load_pretrained
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'INITS', 'encoder_preprocess', 'DinoEncoder', 'CNNEncoder', 'build_encoder',
-           'cartesian_grid', 'CartesianPositionalEmbedding', 'xavier_init', 'SlotAttention', 'SlotProjection',
-           'resize_masks']
+           'cartesian_grid', 'CartesianPositionalEmbedding', 'xavier_init', 'item_keys', 'keyed_noise', 'SlotAttention',
+           'SlotProjection', 'resize_masks']
 
 # %% ../nbs/10_slot_attention.ipynb #93ed3096
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -125,6 +125,21 @@ def xavier_init(m: nn.Module):
 def _check_init(init: str):
     if init not in INITS: raise ValueError(f"init={init!r} is not known; valid: {', '.join(INITS)}")
 
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) % 2**64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) % 2**64
+    return x ^ (x >> 31)
+
+def item_keys(seed: int, indices) -> list:
+    "The noise key of each item index under `seed`: splitmix64 of (seed, index), whose low 32 bits (all PyTorch's CPU generator reads) depend on both."
+    return [_splitmix64((int(seed) % 2**32 << 32) + int(i) % 2**32) for i in indices]
+
+def keyed_noise(keys, shape) -> torch.Tensor:
+    "Standard-normal noise (len(keys), *shape), float32 on the CPU, row b drawn by a generator seeded with `keys[b]`: an item's noise whatever its batch, order or device."
+    rows = [torch.randn(tuple(shape), generator=torch.Generator().manual_seed(int(k))) for k in keys]
+    return torch.stack(rows) if rows else torch.zeros(0, *shape)
+
 class SlotAttention(nn.Module):
     "Slot attention as released (with `spatial_prior` > 0, plus a location prior): features (B,h,w,in_dim) -> slots (B,S,slot_size), masks (B,S,h,w)."
     def __init__(self, in_dim: int, num_slots: int = 7, slot_size: int = 768, iters: int = 3,
@@ -153,10 +168,12 @@ class SlotAttention(nn.Module):
         self.slot_log_sigma = nn.Parameter(torch.empty(1, 1, slot_size))
         nn.init.xavier_uniform_(self.slot_mu); nn.init.xavier_uniform_(self.slot_log_sigma)
 
-    def init_slots(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        "Initial slots (B, S, slot_size) ~ N(mu, sigma^2), one learned mu/log-sigma shared by all slots."
+    def init_slots(self, batch_size: int, generator: torch.Generator | None = None, keys=None) -> torch.Tensor:
+        "Initial slots (B, S, slot_size) ~ N(mu, sigma^2), one learned mu/log-sigma shared by all slots; with `keys` (B ints) the noise is `keyed_noise`'s."
         mu = self.slot_mu.expand(batch_size, self.num_slots, -1)
-        noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        if keys is not None and len(keys) != batch_size: raise ValueError(f"{len(keys)} noise keys for {batch_size} items")
+        noise = (keyed_noise(keys, mu.shape[1:]).to(mu.device, mu.dtype) if keys is not None
+                 else torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype))
         return mu + self.slot_log_sigma.exp() * noise
 
     def prepare_inputs(self, features: torch.Tensor) -> torch.Tensor:

@@ -108,7 +108,9 @@ def _validation_figure(model, batch, cfg, path, reconstruct):
     was = model.training; model.eval()
     dev = next(model.parameters()).device
     b = to_device(batch, dev)
-    enc = model.encode_slots(**({"features": b["features"]} if "features" in b else {"pixel_values": b["pixel_values"]}))
+    from glass.slots import item_keys
+    keys = item_keys(cfg.eval.slot_seed, b["index"]) if "index" in b else None   # no draw from the training's generator
+    enc = model.encode_slots(**({"features": b["features"]} if "features" in b else {"pixel_values": b["pixel_values"]}), keys=keys)
     size = int(b["masks"].shape[-1]) if "masks" in b else cfg.decoder.resolution
     slot_lab = F.interpolate(enc["masks"].float(), size=(size, size), mode="bilinear", align_corners=False).argmax(1) + 1
     imgs = _display_images(batch, model, size)

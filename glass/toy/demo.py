@@ -14,6 +14,7 @@ from ..config import GlassConfig, preset, apply_overrides, parse_overrides, save
 from ..core import command, get_device
 from ..io import asset_path, atomic_write_text
 from ..metrics import DISCOVERY_KEYS
+from ..slots import item_keys
 from ..shards import shard_name, write_manifest, write_shard
 from ..viz import color_mask, image_grid, overlay, save_figure
 from .world import CLASSES, colour_segmentation, concat_splits, render_split, save_split, write_records
@@ -264,9 +265,8 @@ def decoder_path(model, images: np.ndarray, n: int = 64, steps: int = 20, seed: 
     `placement` needs the scenes' class maps `classes`."""
     n = min(n, len(images))
     dec, x = model.decoder, torch.from_numpy(images[:n]).permute(0, 3, 1, 2)
-    with torch.random.fork_rng(devices=[]):          # slot attention draws its initial slots: the same draw every call
-        torch.manual_seed(seed)
-        own = model.encode_slots(pixel_values=model.preprocess(x).to(model.device))["slots_proj"].float()
+    keys = item_keys(model.cfg.eval.slot_seed, range(n))   # the initial slots evaluation gives these scenes
+    own = model.encode_slots(pixel_values=model.preprocess(x).to(model.device), keys=keys)["slots_proj"].float()
     conds = {"own": own, "shuffled": own.roll(1, 0), "unconditional": dec.unconditional(own.shape[1], n)}
     losses = diffusion_losses(dec, dec.encode(x), conds)
     rec = dec.reconstruct(own, steps=steps, seed=seed)
@@ -314,7 +314,8 @@ def slots_figure(models: dict, split, n: int = 6, path=None):
     x = torch.from_numpy(split.images[:n]).permute(0, 3, 1, 2)
     rows = [[split.images[i], color_mask(split.instance[i])] for i in range(n)]
     for name, m in models.items():
-        masks = resize_masks(m.encode_slots(pixel_values=encoder_preprocess(x, m.cfg.encoder.resolution).to(m.device))["masks"].float().cpu(),
+        masks = resize_masks(m.encode_slots(pixel_values=encoder_preprocess(x, m.cfg.encoder.resolution).to(m.device),
+                                            keys=item_keys(m.cfg.eval.slot_seed, range(n)))["masks"].float().cpu(),
                              split.images.shape[1:3]).argmax(1) + 1
         for i in range(n): rows[i].append(overlay(split.images[i], masks[i].numpy(), 0.65))
     fig = image_grid(rows, ["scene", "instances"] + [RUNS[k]["title"].split(" (")[0] for k in models], size=1.25)
@@ -357,10 +358,11 @@ INSTANCE_GENERATION = {"generate.instances": "auto", "generate.min_instance_area
 
 @torch.no_grad()
 def slot_argmax(model, images: np.ndarray) -> np.ndarray:
-    "Slot index + 1 per pixel (n,H,W) of uint8 images (n,H,W,3): argmax of `model`'s slot-attention masks."
+    "Slot index + 1 per pixel (n,H,W) of uint8 images (n,H,W,3): argmax of `model`'s slot-attention masks (evaluation's keyed initial slots)."
     from glass.slots import encoder_preprocess, resize_masks
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    m = model.encode_slots(pixel_values=encoder_preprocess(x, model.cfg.encoder.resolution).to(model.device))["masks"]
+    m = model.encode_slots(pixel_values=encoder_preprocess(x, model.cfg.encoder.resolution).to(model.device),
+                           keys=item_keys(model.cfg.eval.slot_seed, range(len(x))))["masks"]
     return (resize_masks(m.float().cpu(), images.shape[1:3]).argmax(1) + 1).numpy()
 
 def _segments(m) -> int: return len(set(torch.as_tensor(m).unique().tolist()) - {0, 255})
