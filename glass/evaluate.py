@@ -261,7 +261,7 @@ def evaluate(model, dataset, protocol: str = "both", cfg: GlassConfig | None = N
     finally:
         if hasattr(model, "train"): model.train(was)
     out = {"dataset": name, "n_images": len(ds), "protocols": {p: accs[p].compute() for p in protos},
-           "encoder_resolution": cfg.encoder.resolution, "num_slots": cfg.slots.num_slots}
+           "encoder_resolution": cfg.encoder.resolution, "num_slots": cfg.slots.num_slots, "slot_seed": cfg.eval.slot_seed}
     out["fid"] = fidder.result() if fidder is not None else None
     if probes is not None:
         names = getattr(dataset, "class_names", None)
