@@ -187,7 +187,8 @@ class _FIDRun:
             raise ValueError(f"FID needs a diffusion decoder (decoder.kind={cfg.decoder.kind!r} cannot reconstruct images)")
         if n < 2: raise ValueError(f"FID needs at least 2 images; got fid={n}")
         self.model, self.cfg, self.n, self.bs = model, cfg, n, batch_size
-        self.inception = (features or InceptionFeatures()).to(_device_of(model))
+        fe = features or InceptionFeatures()
+        self.inception = fe.to(_device_of(model)) if hasattr(fe, "to") else fe      # a module, or any callable
         self.real, self.fake, self.done = [], [], 0
 
     def add(self, batch, enc, protos):
