@@ -2,6 +2,8 @@
 The metrics' shape, resuming and the --fresh refusal are tested once, on a tiny run, in nbs/97_toy_demo.ipynb."""
 import json, os, signal, subprocess, sys, time
 import pytest
+import torch
+from safetensors.torch import load_file
 from glass.checkpoint import list_checkpoints
 from glass.outputs import LOCK_NAME
 from glass.toy import demo, model as toy_model
@@ -103,4 +105,6 @@ def test_a_killed_demo_leaves_no_run_training_and_resumes_exactly(tmp_path, quic
     for r in demo.DEFAULT_RUNS:
         test_steps = int(list_checkpoints(out / "runs" / r)[-1].name.split("-")[-1])
         assert test_steps == demo.SIZES["quick"].train_steps, (r, test_steps)
+        a, b = (load_file(str(list_checkpoints(o / "runs" / r)[-1] / "model.safetensors")) for o in (out, quick[0]))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (r, "the resumed weights differ")
         for k in ("dinosaur", "glass", "repeated", "reconstruction"): assert m["runs"][r][k] == quick[1]["runs"][r][k], (r, k)
