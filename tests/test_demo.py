@@ -86,9 +86,9 @@ def _session_processes(sid: int) -> list:
 
 def test_a_killed_demo_leaves_no_run_training_and_resumes(tmp_path, model_args):
     """kill -9 of the demo while its runs train in their own processes: every run stops and frees its folder (the
-    workers follow their parent), and a rerun resumes and finishes every run. Its numbers are not compared with an
-    uninterrupted demo's: a run's process started by `python -m glass.toy.demo` once computed slightly different
-    gradients before any kill (the demo chapter); exact resume of `glass.train` is tested in tests/test_train.py."""
+    workers follow their parent), and a rerun resumes and finishes every run. Its numbers are not compared with the
+    in-process demo's: the runs of a `python -m glass.toy.demo` compute slightly different gradients from the start
+    (the demo chapter); exact resume of `glass.train` is tested in tests/test_train.py."""
     out, args = tmp_path / "k", ["--quick", "--out", str(tmp_path / "k"), "--no-progress"] + model_args
     p = subprocess.Popen([sys.executable, "-m", "glass.toy.demo", *args], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
