@@ -2,6 +2,8 @@
 The metrics' shape, resuming and the --fresh refusal are tested once, on a tiny run, in nbs/97_toy_demo.ipynb."""
 import json, os, signal, subprocess, sys, time
 import pytest
+import torch
+from safetensors.torch import load_file
 from glass.checkpoint import list_checkpoints
 from glass.outputs import LOCK_NAME
 from glass.toy import demo, model as toy_model
@@ -84,11 +86,10 @@ def _session_processes(sid: int) -> list:
     return out
 
 
-def test_a_killed_demo_leaves_no_run_training_and_resumes(tmp_path, model_args):
+def test_a_killed_demo_leaves_no_run_training_and_resumes_exactly(tmp_path, model_args):
     """kill -9 of the demo while its runs train in their own processes: every run stops and frees its folder (the
-    workers follow their parent), and a rerun resumes and finishes every run. Its numbers are not compared with the
-    in-process demo's: the runs of a `python -m glass.toy.demo` compute slightly different gradients from the start
-    (the demo chapter); exact resume of `glass.train` is tested in tests/test_train.py."""
+    workers follow their parent), and a rerun resumes every run and finishes it with the weights of the same run trained
+    without a stop, on the same generated data, in a fresh process."""
     out, args = tmp_path / "k", ["--quick", "--out", str(tmp_path / "k"), "--no-progress"] + model_args
     p = subprocess.Popen([sys.executable, "-m", "glass.toy.demo", *args], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
@@ -97,8 +98,9 @@ def test_a_killed_demo_leaves_no_run_training_and_resumes(tmp_path, model_args):
     os.kill(p.pid, signal.SIGKILL); p.wait()
     locks = [out / "runs" / r / LOCK_NAME for r in demo.DEFAULT_RUNS]
     _wait_for(lambda: not any(f.exists() for f in locks), "free run folders", limit=120)
-    stopped = [int(c.name.split("-")[-1]) for r in demo.DEFAULT_RUNS for c in list_checkpoints(out / "runs" / r)[-1:]]
-    assert stopped and max(stopped) < demo.SIZES["quick"].train_steps, stopped   # they stopped, not finished as orphans
+    stopped = {r: int(c.name.split("-")[-1]) for r in demo.DEFAULT_RUNS for c in list_checkpoints(out / "runs" / r)[-1:]}
+    assert stopped and max(stopped.values()) < demo.SIZES["quick"].train_steps, stopped   # stopped, not finished as orphans
+    resumed = max(stopped, key=stopped.get)                   # a run that the rerun continues from a checkpoint
     _wait_for(lambda: not _session_processes(p.pid), "end of the run processes", limit=demo.ORPHAN_GRACE_S + 60)
     assert demo.main(args) is None                       # the rerun resumes each run from its checkpoint and finishes it
     m = json.loads((out / "metrics.json").read_text())
@@ -106,3 +108,12 @@ def test_a_killed_demo_leaves_no_run_training_and_resumes(tmp_path, model_args):
         test_steps = int(list_checkpoints(out / "runs" / r)[-1].name.split("-")[-1])
         assert test_steps == demo.SIZES["quick"].train_steps, (r, test_steps)
         assert set(m["runs"][r]) >= {"dinosaur", "glass", "repeated", "reconstruction"}, r
+    run, ref = out / "runs" / resumed, tmp_path / "ref"
+    train_alone = ("import sys, torch; torch.set_num_threads(1); from glass.config import load_config; "
+                   "from glass.train import train; train(load_config(sys.argv[1]), sys.argv[2], sys.argv[3], "
+                   "progress=False, log_with=None, cpu=True)")
+    data = out / "gen" / demo.RUNS[resumed]["data"]
+    subprocess.run([sys.executable, "-c", train_alone, str(run / "config.json"), str(data), str(ref)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a, b = (load_file(str(list_checkpoints(f)[-1] / "model.safetensors")) for f in (run, ref))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (resumed, stopped, "the resumed weights differ")
