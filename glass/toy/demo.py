@@ -310,14 +310,10 @@ def generated_figure(folder, n: int = 8, path=None):
 @torch.no_grad()
 def slots_figure(models: dict, split, n: int = 6, path=None):
     "Held-out scenes (rows): image, ground truth, then each run's slot masks (argmax)."
-    from glass.slots import encoder_preprocess, resize_masks
-    x = torch.from_numpy(split.images[:n]).permute(0, 3, 1, 2)
     rows = [[split.images[i], color_mask(split.instance[i])] for i in range(n)]
     for name, m in models.items():
-        masks = resize_masks(m.encode_slots(pixel_values=encoder_preprocess(x, m.cfg.encoder.resolution).to(m.device),
-                                            keys=item_keys(m.cfg.eval.slot_seed, range(n)))["masks"].float().cpu(),
-                             split.images.shape[1:3]).argmax(1) + 1
-        for i in range(n): rows[i].append(overlay(split.images[i], masks[i].numpy(), 0.65))
+        masks = slot_argmax(m, split.images[:n])
+        for i in range(n): rows[i].append(overlay(split.images[i], masks[i], 0.65))
     fig = image_grid(rows, ["scene", "instances"] + [RUNS[k]["title"].split(" (")[0] for k in models], size=1.25)
     return save_figure(fig, path, dpi=110)
 
@@ -357,12 +353,12 @@ def reconstructions_figure(split, recs: dict, n: int = 8, path=None):
 INSTANCE_GENERATION = {"generate.instances": "auto", "generate.min_instance_area": 0.025}   # read by glass_instances
 
 @torch.no_grad()
-def slot_argmax(model, images: np.ndarray) -> np.ndarray:
-    "Slot index + 1 per pixel (n,H,W) of uint8 images (n,H,W,3): argmax of `model`'s slot-attention masks (evaluation's keyed initial slots)."
+def slot_argmax(model, images: np.ndarray, indices=None) -> np.ndarray:
+    "Slot index + 1 per pixel (n,H,W) of uint8 images (n,H,W,3): argmax of `model`'s slot-attention masks, started as evaluation starts the images at `indices` (default 0..n-1)."
     from glass.slots import encoder_preprocess, resize_masks
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     m = model.encode_slots(pixel_values=encoder_preprocess(x, model.cfg.encoder.resolution).to(model.device),
-                           keys=item_keys(model.cfg.eval.slot_seed, range(len(x))))["masks"]
+                           keys=item_keys(model.cfg.eval.slot_seed, range(len(x)) if indices is None else indices))["masks"]
     return (resize_masks(m.float().cpu(), images.shape[1:3]).argmax(1) + 1).numpy()
 
 def _segments(m) -> int: return len(set(torch.as_tensor(m).unique().tolist()) - {0, 255})
@@ -379,7 +375,7 @@ def instances_figure(folder, models: dict, repeated, path=None):
             [repeated.images[j], color_mask(repeated.classes[j]), color_mask(repeated.instance[j])]]
     for m in models.values():
         rows[0].append(overlay(img, slot_argmax(m, img[None])[0], 0.65))
-        rows[1].append(overlay(repeated.images[j], slot_argmax(m, repeated.images[j:j + 1])[0], 0.65))
+        rows[1].append(overlay(repeated.images[j], slot_argmax(m, repeated.images[j:j + 1], [j])[0], 0.65))
     fig = image_grid(rows, ["scene", "class mask", "instance mask"] + [RUNS[k]["title"].split(" (")[0] for k in models],
                      ["generated: pseudo", "repeated: exact"], size=1.4)
     return save_figure(fig, path, dpi=110)
