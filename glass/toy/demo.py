@@ -498,8 +498,10 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 def _machine() -> str:
+    "The machine in words, with the CPU kernels PyTorch dispatches to (on them depend the demo's numbers)."
     import platform
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)"
+    return (f"{platform.machine()} ({torch.backends.cpu.get_cpu_capability()} kernels), {os.cpu_count()} CPU cores, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)")
 
 def _check_settings(out: Path, settings: dict, fresh: bool):
     "Refuse to resume `out` when its `demo_settings.json` differs from `settings` (after `--fresh` clears it); write it."
