@@ -4,6 +4,9 @@
 - `probe`: guidance alone (Eq. 4's BCE on Hungarian-matched slots, no decoder) on the real `train_repeated` scenes,
   mixed with `--n-train` real `train` scenes; every `--every` steps, the share of the `train_repeated` scenes (seen in
   training) and of the held-out `repeated` scenes whose first two objects (one class) have different argmax slots.
+  With `--generated DEMO_OUT` the training items are instead a finished demo's generated GLASS images with their
+  instance *pseudo* masks (`--split-only`: only the items whose instance map splits a class), so that the probe tells
+  the slot model's limits from those of the masks and images it is given.
 - `train`: the demo's whole slot training (`glass.train.train`, diffusion MSE + guidance, the demo's budget unless
   `--steps`) on the real `train` + `train_repeated` scenes guided by their exact instance (or class) masks, scored like
   a demo run on `val` and `repeated`.
@@ -12,6 +15,9 @@ Writes experiments/results/instance_binding_<mode>_<tag>.json. Examples:
   python experiments/instance_binding.py probe --n-train 0          # only scenes where a class repeats
   python experiments/instance_binding.py probe --n-train 192        # the demo's mix
   python experiments/instance_binding.py probe --set slots.spatial_prior=1 --tag prior1   # with the location prior
+  python experiments/instance_binding.py probe --generated /tmp/demo --split-only     # generated items, pseudo masks
+  python experiments/instance_binding.py probe --generated /tmp/demo --split-only --oracle   # the same, oracle masks
+  python experiments/instance_binding.py figure --generated /tmp/demo   # the instance chapter's picture
   python experiments/instance_binding.py train --masks instance --steps 480
 """
 import argparse, json, time
@@ -27,9 +33,63 @@ def training_scenes(n_train: int, n_repeated: int, seed: int = 0):
     rep = render_split("train_repeated", n_repeated, seed)
     return concat_splits("train", render_split("train", n_train, seed), rep) if n_train else rep
 
+def generated_items(demo_out, split_only: bool, oracle: bool = False) -> tuple:
+    """A demo's generated GLASS images (n,H,W,3) uint8, instance pseudo masks (n,H,W) (`oracle`: the components of the
+    images' colour oracle instead, parts under 2.5% joined to their neighbour) and class maps; `split_only`: items where
+    a class splits."""
+    from safetensors.torch import load_file
+    from glass.toy.world import colour_segmentation
+    from glass.instances import component_instances
+    shards = [load_file(str(f)) for f in sorted((Path(demo_out)/"gen"/"glass").glob("shard-*.safetensors"))]
+    images = torch.cat([s["images"] for s in shards]).permute(0, 2, 3, 1).numpy()
+    inst, cls = torch.cat([s["instances"] for s in shards]), torch.cat([s["masks"] for s in shards])
+    if oracle:
+        cls = torch.from_numpy(colour_segmentation(images))
+        inst = torch.from_numpy(np.stack([component_instances(c, 0.025) for c in cls.numpy()]))
+    count = lambda m: len(set(m.unique().tolist()) - {0, 255})
+    keep = [i for i in range(len(inst)) if not split_only or count(inst[i]) > count(cls[i])]
+    return images[keep], inst[keep].numpy(), cls[keep].numpy()
+
+def equal_shades(images: np.ndarray, instance: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Scenes (n,H,W,3) uint8 with every object shifted to the mean colour of the first object of its class (instance
+    maps (n,H,W), class maps (n,H,W)): same-class objects lose the shade that tells them apart in the world."""
+    out = images.astype(np.float32).copy()
+    for x, I, C in zip(out, instance, classes):
+        first = {}
+        for k in [k for k in np.unique(I) if k != 0]:
+            m = I == k; c = np.bincount(C[m]).argmax()
+            if c in first: x[m] += first[c] - x[m].mean(0)
+            else: first[c] = x[m].mean(0)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+def touching(inst: np.ndarray) -> np.ndarray:
+    "Whether instances 1 and 2 of each scene (n,H,W) touch (a pixel of one 4-adjacent to the other): (n,) bool."
+    a, b = inst == 1, inst == 2
+    near = np.zeros_like(b)
+    near[:, 1:] |= b[:, :-1]; near[:, :-1] |= b[:, 1:]; near[:, :, 1:] |= b[:, :, :-1]; near[:, :, :-1] |= b[:, :, 1:]
+    return (a & near).any((1, 2))
+
+def separated_same_class(pred: np.ndarray, inst: np.ndarray, cls: np.ndarray) -> float:
+    "Share of scenes with a class in two or more instances whose first two instances of that class have different majority slots."
+    hits = []
+    for p, I, C in zip(pred, inst, cls):
+        by = {}
+        for k in [k for k in np.unique(I) if k not in (0, 255)]:
+            by.setdefault(np.bincount(C[I == k]).argmax(), []).append(k)
+        pair = next((ks[:2] for ks in by.values() if len(ks) >= 2), None)
+        if pair: hits.append(np.bincount(p[I == pair[0]]).argmax() != np.bincount(p[I == pair[1]]).argmax())
+    return float(np.mean(hits))
+
 def separated(pred: np.ndarray, inst: np.ndarray) -> float:
     "Share of scenes (n,H,W) whose instances 1 and 2 (one class in the repeated splits) have different majority slots."
     return float(np.mean([np.bincount(p[g == 1]).argmax() != np.bincount(p[g == 2]).argmax() for p, g in zip(pred, inst)]))
+
+def held_out_separation(model, held_out) -> dict:
+    "The separated share on the held-out scenes, on all of them and on those whose two same-class objects touch or not."
+    from glass.toy.demo import slot_argmax
+    pred, touch = slot_argmax(model, held_out.images), touching(held_out.instance)
+    return {"held_out": separated(pred, held_out.instance), "held_out_touching": separated(pred[touch], held_out.instance[touch]),
+            "held_out_apart": separated(pred[~touch], held_out.instance[~touch])}
 
 def probe(a) -> dict:
     "Guidance-only training on exact instance masks; the separation share over the steps."
@@ -41,19 +101,28 @@ def probe(a) -> dict:
     from glass.toy.demo import demo_config, SIZES, slot_argmax
     torch.manual_seed(a.seed)
     model = GLASS(demo_config(Path(asset_path("toy-sd")), SIZES["full"], a.seed, **dict(a.set)))
-    scenes, held_out = training_scenes(a.n_train, a.n_repeated, a.seed), render_split("repeated", 200, a.seed)
-    x = model.preprocess(torch.from_numpy(scenes.images).permute(0, 3, 1, 2))
-    labels = torch.from_numpy(scenes.instance.astype(np.int64))
+    held_out = render_split("repeated", 200, a.seed)
+    if a.generated:
+        images, instance, classes = generated_items(a.generated, a.split_only, a.oracle)
+        a.n_train, seen_images = 0, None
+    else:
+        scenes = training_scenes(a.n_train, a.n_repeated, a.seed)
+        images, instance, seen_images = scenes.images, scenes.instance, scenes.images[a.n_train:]
+        if a.equal_shades:
+            images = equal_shades(images, instance, scenes.classes); seen_images = images[a.n_train:]
+    x = model.preprocess(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
+    labels = torch.from_numpy(instance.astype(np.int64))
     opt, g = torch.optim.Adam(model.trainable_parameters(), a.lr), torch.Generator().manual_seed(a.seed)
     rows = []
     for step in range(a.steps + 1):
         if step % a.every == 0:
-            seen = scenes.instance[a.n_train:]
-            rows.append({"step": step, "seen": separated(slot_argmax(model, scenes.images[a.n_train:]), seen),
-                         "held_out": separated(slot_argmax(model, held_out.images), held_out.instance)})
+            seen = (separated_same_class(slot_argmax(model, images), instance, classes) if seen_images is None
+                    else separated(slot_argmax(model, seen_images), instance[a.n_train:]))
+            rows.append({"step": step, "items": len(images), "seen": seen,
+                         **held_out_separation(model, held_out)})
             print(rows[-1], flush=True)
         if step == a.steps: break
-        idx = torch.randint(0, len(scenes), (a.batch_size,), generator=g)
+        idx = torch.randint(0, len(images), (a.batch_size,), generator=g)
         loss, _ = guidance_loss(resize_masks(model.encode_slots(pixel_values=x[idx])["masks"], (32, 32)), labels[idx])
         loss.backward(); opt.step(); opt.zero_grad()
     return {"rows": rows}
@@ -76,9 +145,27 @@ def train_run(a) -> dict:
     return {"metrics": run_metrics(m), "separated_repeated": separated(slot_argmax(trained, rep.images), rep.instance),
             "seconds": t}
 
+def figure(a) -> dict:
+    "The instance chapter's picture: generated items whose class splits over their oracle instances, real `train_repeated` scenes over theirs."
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from glass.toy.world import render_split
+    images, inst, _ = generated_items(a.generated, True, True)
+    real = render_split("train_repeated", 10, a.seed)
+    rows = [images[:10], np.where(inst[:10] == 255, 0, inst[:10]), real.images[:10], real.instance[:10]]
+    fig, ax = plt.subplots(4, 10, figsize=(10, 4.3))
+    for i, row in enumerate(rows):
+        for j, x in enumerate(row):
+            ax[i, j].imshow(x, **({} if x.ndim == 3 else dict(cmap="tab10", vmin=0, vmax=9, interpolation="nearest")))
+            ax[i, j].set_xticks([]); ax[i, j].set_yticks([])
+        ax[i, 0].set_ylabel(["generated", "oracle\ninstances", "real\ntrain_repeated", "exact\ninstances"][i], fontsize=8)
+    out = Path(__file__).parents[1]/"nbs"/"images"/"instances_generated_vs_real.png"
+    plt.tight_layout(pad=0.3); fig.savefig(out, dpi=72); plt.close(fig)
+    return {"figure": str(out)}
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["probe", "train"])
+    p.add_argument("mode", choices=["probe", "train", "figure"])
     p.add_argument("--n-train", type=int, default=192, help="real `train` scenes in the mix (default 192, the demo's)")
     p.add_argument("--n-repeated", type=int, default=64, help="real `train_repeated` scenes (default 64, the demo's)")
     p.add_argument("--steps", type=int, help="probe: guidance steps (default 400); train: slot steps (default: the demo's)")
@@ -88,6 +175,10 @@ def main():
     p.add_argument("--masks", choices=["instance", "class"], default="instance", help="train: guidance masks")
     p.add_argument("--set", nargs="*", default=[], type=lambda s: tuple(s.split("=", 1)), metavar="FIELD=VALUE",
                    help="probe: toy-preset overrides, e.g. slots.iters=5")
+    p.add_argument("--generated", help="probe: a finished `glass-demo --out` folder whose generated items to train on")
+    p.add_argument("--split-only", action="store_true", help="probe --generated: only items whose instance map splits a class")
+    p.add_argument("--oracle", action="store_true", help="probe --generated: the colour oracle's components instead of the pseudo masks")
+    p.add_argument("--equal-shades", action="store_true", help="probe: real training scenes with same-class objects in one colour")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="/tmp/instance_binding", help="train: working folder")
     p.add_argument("--tag", default="", help="suffix of the results file")
@@ -95,11 +186,11 @@ def main():
     torch.set_num_threads(1)
     if a.mode == "probe": a.steps = a.steps or 400
     t0 = time.perf_counter()
-    res = probe(a) if a.mode == "probe" else train_run(a)
+    res = {"probe": probe, "train": train_run, "figure": figure}[a.mode](a)
     res.update(args={k: v for k, v in vars(a).items()}, seconds_total=round(time.perf_counter() - t0, 1))
     tag = a.tag or f"{a.n_train}_{a.n_repeated}" + (f"_{a.masks}_{a.steps}" if a.mode == "train" else "")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS/f"instance_binding_{a.mode}_{tag}.json").write_text(json.dumps(res, indent=1, default=str))
+    if a.mode != "figure": (RESULTS/f"instance_binding_{a.mode}_{tag}.json").write_text(json.dumps(res, indent=1, default=str))
     print(json.dumps({k: v for k, v in res.items() if k != "rows"}, default=str)[:800])
 
 if __name__ == "__main__": main()
