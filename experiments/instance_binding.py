@@ -62,6 +62,16 @@ def equal_shades(images: np.ndarray, instance: np.ndarray, classes: np.ndarray) 
             else: first[c] = x[m].mean(0)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
+@torch.no_grad()
+def vae_roundtrip(images: np.ndarray) -> np.ndarray:
+    "Scenes (n,H,W,3) uint8 encoded and decoded by the shipped toy VAE (posterior mean): what its latents can show."
+    from glass.io import asset_path
+    from glass.toy.model import load_toy_pipeline
+    vae = load_toy_pipeline(asset_path("toy-sd")).vae
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    y = torch.cat([vae.decode(vae.encode(b).latent_dist.mean).sample for b in x.split(256)])
+    return ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
 def touching(inst: np.ndarray) -> np.ndarray:
     "Whether instances 1 and 2 of each scene (n,H,W) touch (a pixel of one 4-adjacent to the other): (n,) bool."
     a, b = inst == 1, inst == 2
@@ -110,6 +120,8 @@ def probe(a) -> dict:
         images, instance, seen_images = scenes.images, scenes.instance, scenes.images[a.n_train:]
         if a.equal_shades:
             images = equal_shades(images, instance, scenes.classes); seen_images = images[a.n_train:]
+        if a.vae_roundtrip:
+            images = vae_roundtrip(images); seen_images = images[a.n_train:]
     x = model.preprocess(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
     labels = torch.from_numpy(instance.astype(np.int64))
     opt, g = torch.optim.Adam(model.trainable_parameters(), a.lr), torch.Generator().manual_seed(a.seed)
@@ -179,6 +191,7 @@ def main():
     p.add_argument("--split-only", action="store_true", help="probe --generated: only items whose instance map splits a class")
     p.add_argument("--oracle", action="store_true", help="probe --generated: the colour oracle's components instead of the pseudo masks")
     p.add_argument("--equal-shades", action="store_true", help="probe: real training scenes with same-class objects in one colour")
+    p.add_argument("--vae-roundtrip", action="store_true", help="probe: real training scenes through the toy VAE and back")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="/tmp/instance_binding", help="train: working folder")
     p.add_argument("--tag", default="", help="suffix of the results file")
