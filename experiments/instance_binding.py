@@ -79,7 +79,7 @@ def touching(inst: np.ndarray) -> np.ndarray:
     near[:, 1:] |= b[:, :-1]; near[:, :-1] |= b[:, 1:]; near[:, :, 1:] |= b[:, :, :-1]; near[:, :, :-1] |= b[:, :, 1:]
     return (a & near).any((1, 2))
 
-def separated_same_class(pred: np.ndarray, inst: np.ndarray, cls: np.ndarray) -> float:
+def separated(pred: np.ndarray, inst: np.ndarray, cls: np.ndarray) -> float:
     "Share of scenes with a class in two or more instances whose first two instances of that class have different majority slots."
     hits = []
     for p, I, C in zip(pred, inst, cls):
@@ -90,16 +90,12 @@ def separated_same_class(pred: np.ndarray, inst: np.ndarray, cls: np.ndarray) ->
         if pair: hits.append(np.bincount(p[I == pair[0]]).argmax() != np.bincount(p[I == pair[1]]).argmax())
     return float(np.mean(hits))
 
-def separated(pred: np.ndarray, inst: np.ndarray) -> float:
-    "Share of scenes (n,H,W) whose instances 1 and 2 (one class in the repeated splits) have different majority slots."
-    return float(np.mean([np.bincount(p[g == 1]).argmax() != np.bincount(p[g == 2]).argmax() for p, g in zip(pred, inst)]))
-
 def held_out_separation(model, held_out) -> dict:
     "The separated share on the held-out scenes, on all of them and on those whose two same-class objects touch or not."
     from glass.toy.demo import slot_argmax
     pred, touch = slot_argmax(model, held_out.images), touching(held_out.instance)
-    return {"held_out": separated(pred, held_out.instance), "held_out_touching": separated(pred[touch], held_out.instance[touch]),
-            "held_out_apart": separated(pred[~touch], held_out.instance[~touch])}
+    on = lambda sel: separated(pred[sel], held_out.instance[sel], held_out.classes[sel])
+    return {"held_out": on(slice(None)), "held_out_touching": on(touch), "held_out_apart": on(~touch)}
 
 def probe(a) -> dict:
     "Guidance-only training on exact instance masks; the separation share over the steps."
@@ -114,22 +110,19 @@ def probe(a) -> dict:
     held_out = render_split("repeated", 200, a.seed)
     if a.generated:
         images, instance, classes = generated_items(a.generated, a.split_only, a.oracle)
-        a.n_train, seen_images = 0, None
+        a.n_train = 0                                             # "seen": every training item
     else:
         scenes = training_scenes(a.n_train, a.n_repeated, a.seed)
-        images, instance, seen_images = scenes.images, scenes.instance, scenes.images[a.n_train:]
-        if a.equal_shades:
-            images = equal_shades(images, instance, scenes.classes); seen_images = images[a.n_train:]
-        if a.vae_roundtrip:
-            images = vae_roundtrip(images); seen_images = images[a.n_train:]
+        images, instance, classes = scenes.images, scenes.instance, scenes.classes
+        if a.equal_shades: images = equal_shades(images, instance, classes)
+        if a.vae_roundtrip: images = vae_roundtrip(images)
     x = model.preprocess(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
     labels = torch.from_numpy(instance.astype(np.int64))
     opt, g = torch.optim.Adam(model.trainable_parameters(), a.lr), torch.Generator().manual_seed(a.seed)
     rows = []
     for step in range(a.steps + 1):
         if step % a.every == 0:
-            seen = (separated_same_class(slot_argmax(model, images), instance, classes) if seen_images is None
-                    else separated(slot_argmax(model, seen_images), instance[a.n_train:]))
+            seen = separated(slot_argmax(model, images[a.n_train:]), instance[a.n_train:], classes[a.n_train:])
             rows.append({"step": step, "items": len(images), "seen": seen,
                          **held_out_separation(model, held_out)})
             print(rows[-1], flush=True)
@@ -154,7 +147,7 @@ def train_run(a) -> dict:
     rep = render_split("repeated", 200, a.seed)
     m, trained, t = train_and_evaluate(cfg, out/"data", out/f"run{steps}", render_split("val", 500, a.seed), progress=False,
                                        repeated=rep, probe_steps=0)
-    return {"metrics": run_metrics(m), "separated_repeated": separated(slot_argmax(trained, rep.images), rep.instance),
+    return {"metrics": run_metrics(m), "separated_repeated": separated(slot_argmax(trained, rep.images), rep.instance, rep.classes),
             "seconds": t}
 
 def figure(a) -> dict:

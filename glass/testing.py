@@ -17,7 +17,7 @@ from .tokenizers import DEFAULT_WORDS, build_clip_tokenizer, build_gpt2_tokenize
 # %% auto #0
 __all__ = ['TAGGED_CAPTIONS', 'tiny_unet_config', 'tiny_sd_pipeline', 'tiny_dinov2', 'tiny_blip2', 'sd21_unet_config',
            'sd21_pipeline', 'dinov2_base', 'tiny_models', 'tiny_config', 'write_test_shards', 'write_tiny_voc',
-           'write_tiny_coco', 'tiny_nltk_tagger']
+           'write_tiny_coco', 'tiny_nltk_tagger', 'assert_metrics_equal', 'write_tiny_run']
 
 # %% ../nbs/05_testing.ipynb #42b69f28
 def tiny_unet_config(cross_attention_dim: int = 32, sample_size: int = 16) -> dict:
@@ -237,3 +237,29 @@ def tiny_nltk_tagger(root, sentences=TAGGED_CAPTIONS, iterations: int = 10) -> P
     tagger.train([[tuple(w.rsplit("/", 1)) for w in s.split()] for s in sentences], nr_iter=iterations)
     tagger.save_to_json(lang="eng", loc=str(loc))
     return root
+
+# %% ../nbs/05_testing.ipynb #4cb8b051
+def assert_metrics_equal(got, want, tol: float = 1e-9, path: str = ""):
+    "Assert that nested metrics `got` and `want` have the same keys, floats within `tol` and other values equal."
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(want), (path, got, want)
+        for k in want: assert_metrics_equal(got[k], want[k], tol, f"{path}.{k}")
+    elif isinstance(want, float): assert abs(got - want) <= tol, (path, got, want)
+    else: assert got == want, (path, got, want)
+
+# %% ../nbs/05_testing.ipynb #7ba6f573
+def write_tiny_run(run, cfg: GlassConfig, model, steps=(2, 4)) -> dict:
+    "Save `model` under `run` as glass-train does at `steps` (its `slot_mu` + 1 before each later one); each step's weights."
+    from safetensors.torch import save_file
+    from glass.config import save_config
+    from glass.checkpoint import begin_checkpoint, commit_checkpoint
+    weights = {}
+    for i, step in enumerate(steps):
+        if i:
+            with torch.no_grad(): model.slot_attention.slot_mu += 1
+        weights[step] = {k: v.detach().clone() for k, v in model.trainable_state_dict().items()}
+        tmp = begin_checkpoint(run, step)
+        save_file({k: v.contiguous() for k, v in weights[step].items()}, str(Path(tmp)/"model.safetensors"))
+        save_config(cfg, Path(tmp)/"config.json"); commit_checkpoint(tmp, {"step": step})
+    save_config(cfg, Path(run)/"config.json")
+    return weights

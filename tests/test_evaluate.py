@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from glass.testing import assert_metrics_equal
 
 pytestmark = pytest.mark.xdist_group("evaluate")   # its module-scoped fixtures are built once, on one worker
 
@@ -59,15 +60,6 @@ def evaluate_here(checkpoint, reader, one_thread=False, overrides=None, **kw):
     finally: torch.set_num_threads(n)
 
 
-def assert_same(got, want, path=""):
-    "Nested metrics dicts agree: the same keys and values, numbers to 1e-9."
-    if isinstance(want, dict):
-        assert isinstance(got, dict) and sorted(got) == sorted(want), (path, got, want)
-        for k in want: assert_same(got[k], want[k], f"{path}.{k}")
-    elif isinstance(want, float): assert got == pytest.approx(want, abs=1e-9), (path, got, want)
-    else: assert got == want, (path, got, want)
-
-
 @pytest.fixture(scope="module")
 def stripes(tmp_path_factory):
     return write_stripe_voc(tmp_path_factory.mktemp("stripes"))
@@ -75,33 +67,21 @@ def stripes(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny, tmp_path_factory):
-    """A tiny GLASS saved as glass-train saves it (steps 2 and 4, with different weights), its config, the model (holding
-    step 4's weights) and each step's saved weights."""
-    from safetensors.torch import save_file
-    from glass.config import save_config
+    """A tiny GLASS saved as glass-train saves it (steps 2 and 4, with different weights), its config and the model
+    (holding step 4's weights)."""
     from glass.model import GLASS
-    from glass.testing import tiny_config
-    from glass.checkpoint import begin_checkpoint, commit_checkpoint
+    from glass.testing import tiny_config, write_tiny_run
     torch.manual_seed(0)
     cfg = tiny_config("voc", **{"slots.num_slots": 3, "eval.val_steps": 2, "eval.edit_steps": 2, "eval.fid_steps": 2})
     model = GLASS(cfg, device="cpu")
     run = tmp_path_factory.mktemp("run")
-    weights = {}
-    for step in (2, 4):
-        if step == 4:
-            with torch.no_grad(): model.slot_attention.slot_mu += 1          # a later step: other weights
-        weights[step] = {k: v.detach().clone() for k, v in model.trainable_state_dict().items()}
-        tmp = begin_checkpoint(run, step)
-        save_file({k: v.contiguous() for k, v in weights[step].items()}, str(tmp / "model.safetensors"))
-        save_config(cfg, tmp / "config.json")
-        commit_checkpoint(tmp, {"step": step})
-    save_config(cfg, run / "config.json")
-    return run, cfg, model, weights
+    write_tiny_run(run, cfg, model, steps=(2, 4))
+    return run, cfg, model
 
 
 def test_glass_eval_console_script(tiny_run, stripes, tmp_path):
     "The installed `glass-eval` command, in a fresh process, on the tiny run: metrics.json, table.md, figures."
-    run, cfg, model, weights = tiny_run
+    run, cfg, model = tiny_run
     exe = Path(sys.executable).parent / "glass-eval"
     cmd = [str(exe), "--checkpoint", str(run), "--data", str(stripes), "--dataset", "voc", "--out", str(tmp_path / "ev"),
            "--figures", "2", "--device", "cpu", "--no-progress"]
@@ -117,7 +97,7 @@ def test_glass_eval_console_script(tiny_run, stripes, tmp_path):
         assert p["miou"] <= p["mbo_c"] + 1e-9
     # deterministic: the command's numbers are evaluate()'s on the newest checkpoint, loaded here
     from glass.datasets import VOCReader
-    assert_same(m["protocols"], evaluate_here(run, VOCReader(stripes), one_thread=True)["protocols"])
+    assert_metrics_equal(m["protocols"], evaluate_here(run, VOCReader(stripes), one_thread=True)["protocols"])
     older = evaluate_here(run / "checkpoints" / "step-0000002", VOCReader(stripes), one_thread=True)["protocols"]
     assert max(abs(older[p][k] - m["protocols"][p][k]) for p in older for k in ("mbo_i", "ari")) > 1e-4   # step 2 would not pass
     table = (out / "table.md").read_text()
@@ -136,7 +116,7 @@ def test_evaluate_equals_mask_metrics_on_the_same_maps(tiny_run, stripes, monkey
     from glass.evaluate import evaluate, encode
     from glass.metrics import mask_metrics, DISCOVERY_KEYS
     from glass.slots import resize_masks
-    run, cfg, model, weights = tiny_run
+    run, cfg, model = tiny_run
     reader = VOCReader(stripes)
     init = model.slot_attention.init_slots(8, torch.Generator().manual_seed(0))     # the same slot noise on both paths
     encode_slots = model.encode_slots
@@ -159,7 +139,7 @@ def test_glass_eval_fid_probe_and_checkpoint_choice(tiny_run, stripes, tmp_path,
     from glass.evaluate import main
     from glass.checkpoint import load_checkpoint
     monkeypatch.setattr(glass.metrics, "InceptionFeatures", Pool)
-    run, cfg, model, weights = tiny_run
+    run, cfg, model = tiny_run
     assert main(["--checkpoint", str(run / "checkpoints" / "step-0000002"), "--data", str(stripes), "--dataset", "voc",
               "--out", str(tmp_path / "ev"), "--protocol", "dinosaur", "--fid", "3", "--probe", "--probe-steps", "20",
               "--figures", "0", "--device", "cpu", "--no-progress", "--set", "eval.probe_iou=0.1"]) is None
@@ -170,63 +150,21 @@ def test_glass_eval_fid_probe_and_checkpoint_choice(tiny_run, stripes, tmp_path,
     from glass.datasets import VOCReader
     want = evaluate_here(run / "checkpoints" / "step-0000002", VOCReader(stripes), overrides={"eval.probe_iou": 0.1},
                          protocol="dinosaur", fid=3, fid_features=Pool(), probe=True, probe_steps=20)
-    for k in ("protocols", "fid", "probe"): assert_same(m[k], want[k], k)
+    for k in ("protocols", "fid", "probe"): assert_metrics_equal(m[k], want[k], path=k)
     assert set(m["probe"]["thresholds"]) == {"0.1", "0.7"} and m["probe"]["n_train_images"] == 3
     assert "figures" not in os.listdir(tmp_path / "ev") and set(m["files"]) == {"metrics", "table"}
     table = (tmp_path / "ev" / "table.md").read_text()
     assert "| GLASS (paper) | 63.70 |" in table and "Property prediction" in table
-    # the loaded weights are the saved ones: a step folder gives that step's, the run folder the newest (step 4)
-    assert not torch.equal(weights[2]["slot_attention.slot_mu"], weights[4]["slot_attention.slot_mu"])
-    for path, step in ((run / "checkpoints" / "step-0000002", 2), (run, 4)):
-        ck, mk = load_checkpoint(path, device="cpu")
-        assert mk.checkpoint.name == f"step-{step:07d}"
-        got = mk.trainable_state_dict()
-        assert sorted(got) == sorted(weights[step])
-        for k in got: assert torch.equal(got[k].cpu(), weights[step][k]), (step, k)
+    # the loaded weights are the saved ones (which step folder gives which weights: the evaluation chapter)
+    c2, m2 = load_checkpoint(run, device="cpu")
     x = torch.rand(1, 3, 56, 56)
     init = model.slot_attention.init_slots(1, torch.Generator().manual_seed(0))
-    torch.testing.assert_close(mk.encode_slots(x, init_slots=init)["slots"], model.encode_slots(x, init_slots=init)["slots"])
-
-
-def test_fid_of_constant_reconstructions_closed_form(tiny_run, stripes, monkeypatch):
-    """Reconstructions all one constant image: its features have zero covariance, so FID = |mu_real - mu_const|^2 + tr(S_real),
-    here with numpy from the JPEGs, centre-cropped to the decoder's resolution (mask_size = that: no resize), quadrant-mean features."""
-    from PIL import Image
-    from glass.datasets import VOCReader
-    from glass.evaluate import evaluate
-    run, cfg, model, weights = tiny_run
-    R, const = cfg.decoder.resolution, torch.tensor([0.25, 0.5, 0.75])
-    calls = []
-    def reconstruct(slots, steps, guidance_scale, seed, height, width):
-        calls.append((len(slots), steps, height, width))
-        return const.view(1, 3, 1, 1).expand(len(slots), 3, height, width).clone()
-    monkeypatch.setattr(model.decoder, "reconstruct", reconstruct)
-    class Quadrants(torch.nn.Module):
-        def forward(self, x): return F.adaptive_avg_pool2d(x.double(), 2).flatten(1)     # (B, 3*2*2), channel-major
-    base = stripes / "VOCdevkit" / "VOC2012"
-    ids = (base / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
-    for protocol in ("dinosaur", "glass"):
-        for n in (3, 2):
-            calls.clear()
-            got = evaluate(model, VOCReader(stripes), protocol=protocol, cfg=cfg, mask_size=R, fid=n, fid_features=Quadrants(),
-                           batch_size=2, progress=False)["fid"]
-            feats = []
-            for k in ids[:n]:
-                a = np.asarray(Image.open(base / "JPEGImages" / f"{k}.jpg").convert("RGB"))
-                y, x = (a.shape[0] - R) // 2, (a.shape[1] - R) // 2
-                im = a[y:y + R, x:x + R].astype(np.float32) / np.float32(255)       # evaluate's float32 [0, 1]
-                feats.append(im.astype(np.float64).reshape(2, R // 2, 2, R // 2, 3).mean((1, 3)).transpose(2, 0, 1).ravel())
-            f = np.stack(feats)
-            mu, cov = f.mean(0), np.cov(f, rowvar=False)                          # unbiased, as the FID of record
-            want = ((mu - np.repeat(const.double().numpy(), 4)) ** 2).sum() + np.trace(cov)
-            assert got["fid"] == pytest.approx(want, rel=1e-9, abs=1e-12), (protocol, n)
-            assert got["n_images"] == n and sum(c[0] for c in calls) == n
-            assert all(c[1:] == (cfg.eval.fid_steps, R, R) for c in calls)
+    torch.testing.assert_close(m2.encode_slots(x, init_slots=init)["slots"], model.encode_slots(x, init_slots=init)["slots"])
 
 
 def test_glass_eval_errors(tiny_run, stripes, tmp_path, capsys):
     from glass.evaluate import main, build_parser
-    run, cfg, model, weights = tiny_run
+    run, cfg, model = tiny_run
     for argv, msg in [(["--checkpoint", str(tmp_path / "missing")], "checkpoints/step-XXXXXXX"),
                       (["--checkpoint", str(stripes)], "no model.safetensors"),
                       (["--checkpoint", str(run), "--data", str(tmp_path), "--dataset", "voc"], "VOCdevkit/VOC2012"),
@@ -253,7 +191,7 @@ def test_glass_eval_errors(tiny_run, stripes, tmp_path, capsys):
 def test_papermill_notebook(tiny_run, stripes, tmp_path):
     "nbs/91_driver_evaluate.ipynb with papermill: the table and the figures inline, the files on disk."
     import papermill as pm
-    run, cfg, model, weights = tiny_run
+    run, cfg, model = tiny_run
     out = tmp_path / "ev"
     nb = pm.execute_notebook(str(ROOT / "nbs/91_driver_evaluate.ipynb"), str(tmp_path / "eval.ipynb"), kernel_name="python3",
                              cwd=str(ROOT / "nbs"), progress_bar=False,
@@ -288,7 +226,7 @@ def test_glass_eval_toy_world(tmp_path):
     assert m["dataset"] == "toy" and m["n_images"] == 16 and m["probe"] is not None
     from glass.evaluate import open_dataset
     want = evaluate_here(run, open_dataset("toy", None, cfg.eval.split, cfg), limit=16, mask_size=0, probe=True, probe_steps=20)
-    for k in ("protocols", "probe"): assert_same(m[k], want[k], k)
+    for k in ("protocols", "probe"): assert_metrics_equal(m[k], want[k], path=k)
     assert m["protocols"]["dinosaur"]["n_scored"] == 16                 # every toy scene has 1-3 objects
     assert set(m["files"]) == {"metrics", "table", "segmentation"}      # no diffusion decoder: no reconstructions
     assert "(paper)" not in (tmp_path / "ev" / "table.md").read_text()
@@ -338,7 +276,7 @@ def test_import_release_then_evaluate(tiny, stripes, tmp_path):
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert (m["step"], m["config"], m["num_slots"], m["n_images"]) == (0, "coco-release", 7, 3)
     from glass.datasets import VOCReader
-    assert_same(m["protocols"], evaluate_here(run, VOCReader(stripes), one_thread=True)["protocols"])
+    assert_metrics_equal(m["protocols"], evaluate_here(run, VOCReader(stripes), one_thread=True)["protocols"])
 
 
 def test_import_release_bin_and_errors(tiny, tmp_path):
