@@ -10,6 +10,7 @@ import numpy as np
 from .config import GlassConfig, preset, apply_overrides, parse_overrides, load_config, save_config
 from .core import command
 from .config import check_overrides
+from .io import share_with_umask
 import errno
 
 # %% auto #0
@@ -54,6 +55,7 @@ def begin_checkpoint(out, step: int) -> Path:
 
 def commit_checkpoint(tmp: Path, state: dict, keep: int | None = None) -> Path:
     "Write `state.json` with a manifest of `tmp`'s files, fsync everything and rename `tmp` into place; prune to `keep`."
+    share_with_umask(tmp)                            # safetensors writes its files 0600
     files = sorted(p for p in tmp.iterdir() if p.is_file() and p.name != "state.json")
     for p in files: _fsync(p)
     state = {**state, "format": "glass-checkpoint-1",

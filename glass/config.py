@@ -21,7 +21,7 @@ __all__ = ['PRECISIONS', 'CHOICES', 'AT_LEAST_ONE', 'NOT_NEGATIVE', 'POSITIVE', 
 @dataclass
 class EncoderConfig:
     "Frozen image encoder (DINOv2 ViT-B/14 in the paper) feeding slot attention."
-    kind: str = "dinov2"                      # "dinov2" (frozen, from `model`) or "cnn" (trained with the slots; toy world only)
+    kind: str = "dinov2"                      # "dinov2" (frozen, from `model`); toy world only: "colour" (frozen) or "cnn" (trainable)
     model: str = "facebook/dinov2-base"       # hub id or local folder
     resolution: int = 448                     # shorter side resized, centre crop; 448 -> 32x32 patches for ViT-B/14
     trainable: bool = False                   # the paper keeps the encoder frozen
@@ -150,7 +150,7 @@ def flatten_config(cfg) -> dict:
     return out
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-CHOICES = {"dataset": ("voc", "coco", "toy"), "encoder.kind": ("dinov2", "cnn"), "decoder.kind": ("diffusion", "dinosaur-mlp"),
+CHOICES = {"dataset": ("voc", "coco", "toy"), "encoder.kind": ("dinov2", "cnn", "colour"), "decoder.kind": ("diffusion", "dinosaur-mlp"),
            "guidance.source": ("pseudo", "gt"), "prompts.source": ("caption", "labels"),
            "prompts.noun_method": ("auto", "tagger", "rules"), "generate.precision": PRECISIONS, "train.precision": PRECISIONS,
            "generate.upsample_mode": ("bicubic", "bilinear", "nearest", "nearest-exact", "area"),
@@ -217,7 +217,7 @@ def _coco_release(c):
 def _toy(c):
     "A 32-px rendered world trained on a CPU in minutes (the settings' measured reasons are in the toy demo's chapter)."
     c.name, c.dataset = "toy", "toy"
-    c.encoder.kind, c.encoder.model, c.encoder.resolution, c.encoder.trainable = "cnn", "", 32, True
+    c.encoder.kind, c.encoder.model, c.encoder.resolution, c.encoder.trainable = "colour", "", 32, False
     c.slots.num_slots, c.slots.slot_size, c.slots.iters, c.slots.mlp_hidden = 4, 64, 3, 128
     c.decoder.model, c.decoder.resolution = asset_path("toy-sd"), 32   # shipped by `glass-demo pretrain`
     c.guidance.weight, c.guidance.mask_resolution = 3.0, 32   # lambda is not published: chosen in the toy demo's chapter

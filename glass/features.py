@@ -156,7 +156,8 @@ def main(argv=None) -> None:
     cfg = config_from_args(a, p)
     from glass.slots import build_encoder
     if cfg.encoder.trainable or cfg.encoder.kind != "dinov2":
-        p.error(f"encoder.kind={cfg.encoder.kind} trainable={cfg.encoder.trainable}: only a frozen encoder can be cached")
+        p.error(f"encoder.kind={cfg.encoder.kind} trainable={cfg.encoder.trainable}: only a frozen DINOv2 encoder's features are "
+                "cached (the toy encoders are trained with the slots or cost less than reading a cache)")
     try: n_items = sum(len(h["items"]) for h in _checked_shards(a.data)[1])   # fail fast on a bad folder
     except (FileNotFoundError, ValueError) as e: p.error(str(e))
     device = get_device(a.device)

@@ -8,8 +8,8 @@ import contextlib, json, logging, os, socket, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['current_umask', 'temp_name', 'atomic_path', 'atomic_write_text', 'read_jsonl', 'write_jsonl', 'hub_reachable',
-           'load_pretrained', 'asset_path']
+__all__ = ['current_umask', 'temp_name', 'atomic_path', 'share_with_umask', 'atomic_write_text', 'read_jsonl', 'write_jsonl',
+           'hub_reachable', 'load_pretrained', 'asset_path']
 
 # %% ../nbs/01_io.ipynb #cc91bbc1
 def current_umask() -> int:
@@ -34,6 +34,13 @@ def atomic_path(path):
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
+
+def share_with_umask(path) -> Path:
+    "Give a file, or a folder and everything in it, the mode the umask allows (libraries that write through temporary files leave 0600 and 0700)."
+    path, mask = Path(path), current_umask()
+    for p in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        if not p.is_symlink(): os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+    return path
 
 def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` atomically."

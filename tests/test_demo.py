@@ -39,7 +39,7 @@ def test_report_and_figures(quick):
     assert f"{m['runs']['glass_instances']['repeated']['dinosaur']['mbo_i']:.3f}" in rep
     for f in ("scenes", "generated", "slots", "losses", "instances", "reconstructions"): assert (out / "figures" / f"{f}.png").stat().st_size > 1000
     det = json.loads((out / "details.json").read_text())
-    assert det["config"]["encoder"]["kind"] == "cnn" and det["config"]["generate"]["refine_power"] == 0
+    assert det["config"]["encoder"]["kind"] == "colour" and det["config"]["generate"]["refine_power"] == 0
 
 
 def test_guidance_beats_reconstruction_alone(quick):

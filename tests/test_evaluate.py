@@ -208,7 +208,7 @@ def test_papermill_notebook(tiny_run, stripes, tmp_path):
 
 
 def test_glass_eval_toy_world(tmp_path):
-    "The toy world through glass-eval: a CNN-encoder GLASS with the DINOSAUR MLP decoder (no pretrained parts)."
+    "The toy world through glass-eval: a colour-encoder GLASS with the DINOSAUR MLP decoder (no pretrained parts)."
     from safetensors.torch import save_file
     from glass.config import preset, save_config
     from glass.model import GLASS

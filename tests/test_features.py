@@ -22,7 +22,7 @@ def test_cache_features_as_a_process(tiny, tmp_path):
     assert "largest |cached - on-the-fly| over 2 items" in r.stdout
     assert sorted(p.name for p in (gen / "features").iterdir()) == [f"shard-{i:06d}.safetensors" for i in range(3)]
     assert ShardDataset(gen, 28, features=True).features_dir == gen / "features"
-    r = _run("--preset", "toy", "--data", str(gen))                       # trainable CNN: nothing to cache
-    assert r.returncode == 2 and "only a frozen encoder can be cached" in r.stderr and "Traceback" not in r.stderr
+    r = _run("--preset", "toy", "--data", str(gen))                       # a toy encoder: nothing to cache
+    assert r.returncode == 2 and "only a frozen DINOv2 encoder" in r.stderr and "Traceback" not in r.stderr
     r = _run("--preset", "voc", "--data", str(tmp_path / "missing"))
     assert r.returncode == 2 and "glass-cache-features: error:" in r.stderr and "does not exist" in r.stderr

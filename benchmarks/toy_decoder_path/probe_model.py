@@ -1,8 +1,8 @@
 """Proxy of the demo's decoder-path numbers for a toy model folder, stage by stage as in `glass.toy.demo.run_demo`
 (seed 0, full sizes): pseudo-mask object mIoU of real `val` scenes; then runs trained for the demo's 120 steps, each with
 its conditioning gap, PSNR and mBO_i: `unguided_real` (guidance weight 0 on the 192 real training scenes: no generation
-needed), and with `--gen` the demo's `unguided` and `glass` runs on generated GLASS data.
-`python benchmarks/toy_decoder_path/probe_model.py MODEL OUT [--gen] [--runs unguided_real,unguided,glass] [--set decoder.t_min=0.5]`"""
+needed), and the demo's `unguided` and `glass` runs on generated GLASS data (generated first, once per OUT).
+`python benchmarks/toy_decoder_path/probe_model.py MODEL OUT [--runs unguided_real,unguided,glass] [--set decoder.t_min=0.5]`"""
 import argparse, json, time
 from pathlib import Path
 import torch
