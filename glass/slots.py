@@ -85,7 +85,7 @@ class CNNEncoder(nn.Module):
         "`encoder_preprocess`'d images (B,3,R,R) -> feature grid (B, h, w, dim)."
         return self.net(pixel_values).permute(0, 2, 3, 1)
 
-# %% ../nbs/10_slot_attention.ipynb #478eb65e
+# %% ../nbs/10_slot_attention.ipynb #870c1277
 class ColourEncoder(nn.Module):
     "Frozen toy encoder: each 2x2 patch's mean colour through fixed random Fourier features, (B,3,R,R) -> (B, R/2, R/2, dim)."
     def __init__(self, resolution: int = 32, dim: int = 64, sigma: float = 2.0, seed: int = 0):
