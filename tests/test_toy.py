@@ -20,9 +20,10 @@ def test_decoder_and_generate_take_the_toy_folder(tiny_toy, tmp_path):
     out, _ = tiny_toy
     dec = SlotDecoder(str(out), device="cpu", dtype=torch.float32)
     assert dec.resolution == 32 and dec.latent_channels == 4
-    T, s0 = 1000, 0.008                                   # the folder's schedule is the toy's cosine one, by its formula
+    T, s0, k = 1000, 0.008, toy_model.NOISE_SHIFT        # the folder's schedule: the toy's cosine one with its SNR divided by k^2
     f = lambda t: math.cos((t / T + s0) / (1 + s0) * math.pi / 2) ** 2
-    for t in (0, 250, 500, 900): assert abs(dec.scheduler.alphas_cumprod[t].item() - f(t + 1) / f(0)) < 1e-5, t
+    shifted = lambda ab: (ab / (1 - ab) / k ** 2) / (1 + ab / (1 - ab) / k ** 2)      # SNR / k^2 back to alpha-bar
+    for t in (0, 250, 500, 900): assert abs(dec.scheduler.alphas_cumprod[t].item() - shifted(f(t + 1) / f(0))) < 1e-5, t
     assert dec.prediction_type == "v_prediction"
     g = torch.Generator().manual_seed(0)
     x0, slots, eps, t = (torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 4, 64, generator=g),
