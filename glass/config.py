@@ -90,6 +90,7 @@ class TrainConfig:
     steps: int = 500_000
     batch_size: int = 32
     lr: float = 2e-5
+    projection_lr_scale: float = 1.0          # the slot projection's learning rate as a multiple of `lr` (1: one rate, as released)
     betas: tuple = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
@@ -166,7 +167,7 @@ NOT_NEGATIVE = ("slots.spatial_prior", "decoder.mlp_layers", "guidance.weight", 
                 "generate.cross_res", "generate.self_res",
                 "generate.refine_power", "train.weight_decay", "train.grad_clip", "train.val_every", "train.num_workers",
                 "eval.fid_images", "eval.fid_guidance", "eval.val_guidance", "eval.edit_guidance")
-POSITIVE = ("slots.eps", "train.lr", "train.eps")
+POSITIVE = ("slots.eps", "train.lr", "train.eps", "train.projection_lr_scale")
 UNIT_INTERVAL = ("generate.min_instance_area", "generate.fg_threshold", "generate.bg_threshold", "eval.probe_iou")
 BELOW_ONE = ("decoder.t_min",)            # fractions that must leave something: [0, 1)
 
@@ -229,6 +230,7 @@ def _toy(c):
     g.upsample_mode = "bilinear"
     t = c.train
     t.steps, t.batch_size, t.lr, t.precision = 600, 32, 1e-3, "fp32"
+    t.projection_lr_scale = 10.0              # the slots' way into the decoder: measured in the toy demo's chapter
     t.checkpoint_every, t.log_every, t.val_every, t.num_workers = 200, 20, 200, 0
     c.eval.fid_images, c.eval.fid_steps, c.eval.val_steps, c.eval.edit_steps = 64, 20, 20, 20
     return c

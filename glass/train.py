@@ -20,8 +20,8 @@ from .shards import verify_shards
 
 # %% auto #0
 __all__ = ['epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'read_log', 'plot_log', 'latest_figure',
-           'validation_figure', 'training_step_module', 'make_optimizer', 'resolve_precision', 'check_data',
-           'make_dataset', 'train', 'build_parser', 'config_from_args', 'main']
+           'validation_figure', 'training_step_module', 'param_groups', 'make_optimizer', 'resolve_precision',
+           'check_data', 'make_dataset', 'train', 'build_parser', 'config_from_args', 'main']
 
 # %% ../nbs/80_train.ipynb #99d0f82d
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -141,6 +141,14 @@ def training_step_module(model):
         def __init__(self, m): super().__init__(); self.model = m
         def forward(self, batch): return self.model.training_step(batch)
     return TrainingStep(model)
+
+def param_groups(model, params: list, t) -> list:
+    "AdamW's groups for `params`: the slot projection's at `t.projection_lr_scale` times `t.lr`, the rest at `t.lr` (one plain list when the scale is 1)."
+    scale = float(t.projection_lr_scale)
+    proj = {id(p) for p in model.projection.parameters()} if hasattr(model, "projection") else set()
+    if scale == 1 or not any(id(p) in proj for p in params): return params
+    return [{"params": [p for p in params if id(p) not in proj]},
+            {"params": [p for p in params if id(p) in proj], "lr": t.lr * scale}]
 
 def make_optimizer(params, t, device_type: str = "cpu"):
     "AdamW over `params` with the recipe of `cfg.train` (`t`); the fused kernel on CUDA when `t.fused_optimizer`."
@@ -279,7 +287,7 @@ def _build_model(r: _Run, model=None) -> None:
     ids = {id(p) for p in params}
     for p in model.parameters(): p.requires_grad_(id(p) in ids)
     for p in params: p.data = p.data.float()
-    opt = make_optimizer(params, t, r.device_type)
+    opt = make_optimizer(param_groups(model, params, t), t, r.device_type)
     if t.channels_last and r.device_type == "cuda" and hasattr(getattr(model, "decoder", None), "unet"):
         model.decoder.unet.to(memory_format=torch.channels_last)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)          # constant, with a state to checkpoint

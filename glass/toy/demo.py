@@ -40,6 +40,8 @@ TOY_DEPARTURES = {
     "generate.refine_power": "no self-attention refinement: at 16x16 in the small toy UNet the self-attention spreads over "
                              "the background and A^4 blurs objects into it (measured in the demo chapter)",
     "generate.steps": "DDIM steps, with classifier-free guidance `generate.guidance_scale` (paper: 100 steps, CFG 7.5)",
+    "train.projection_lr_scale": "the slot projection learns at 10x the rate of the rest (paper: one rate): at 120 steps "
+                                 "this lets every run's slots drive the decoder (measured in the demo chapter)",
     "guidance.weight": "lambda (not published; the project's default is 1): at this short budget a larger weight lifted "
                        "both guided runs (measured in the demo chapter)",
     "slots.num_slots": "at most 3 objects + background",
