@@ -8,7 +8,7 @@ import contextlib, json, logging, os, socket, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['current_umask', 'temp_name', 'atomic_path', 'share_with_umask', 'atomic_write_text', 'read_jsonl', 'write_jsonl',
+__all__ = ['current_umask', 'temp_name', 'share_with_umask', 'atomic_path', 'atomic_write_text', 'read_jsonl', 'write_jsonl',
            'hub_reachable', 'load_pretrained', 'asset_path']
 
 # %% ../nbs/01_io.ipynb #cc91bbc1
@@ -21,6 +21,13 @@ def temp_name(path) -> str:
     "The prefix of a temporary file beside `path`: it names the host and process that write it, so a cleanup can prove it stale."
     return f".{Path(path).name}.{socket.gethostname()}.{os.getpid()}."
 
+def share_with_umask(path) -> Path:
+    "Give a file, or a folder and everything in it, the mode the umask allows (libraries that write through temporary files leave 0600 and 0700)."
+    path, mask = Path(path), current_umask()
+    for p in [path, *(path.rglob("*") if path.is_dir() else [])]:
+        if not p.is_symlink(): os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+    return path
+
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path`; on success move it over `path` atomically (mode from the umask), on failure delete it."
@@ -30,17 +37,10 @@ def atomic_path(path):
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f: os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())   # mkstemp makes 0600; a shared folder needs what the umask allows
+        share_with_umask(tmp)                     # mkstemp makes 0600; a shared folder needs what the umask allows
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
-
-def share_with_umask(path) -> Path:
-    "Give a file, or a folder and everything in it, the mode the umask allows (libraries that write through temporary files leave 0600 and 0700)."
-    path, mask = Path(path), current_umask()
-    for p in [path, *(path.rglob("*") if path.is_dir() else [])]:
-        if not p.is_symlink(): os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
-    return path
 
 def atomic_write_text(path, text: str) -> Path:
     "Write `text` to `path` atomically."

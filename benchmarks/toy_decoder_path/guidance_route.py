@@ -4,6 +4,7 @@ slots, so its gradient reaches slot attention but not the encoder (as with the p
 diffusion loss still trains both. Only meaningful with a trainable encoder (`--set encoder.kind=cnn --set encoder.trainable=true`).
 `python benchmarks/toy_decoder_path/guidance_route.py MODEL OUT --runs glass --set encoder.kind=cnn --set encoder.trainable=true`"""
 import runpy, sys
+from pathlib import Path
 import glass.model as gm
 from glass.slots import resize_masks
 from glass.guidance import match_label_maps, guidance_loss
@@ -23,4 +24,4 @@ def training_step(self, batch: dict) -> dict:
 if __name__ == "__main__":
     gm.GLASS.training_step = training_step
     sys.argv = ["probe_model.py"] + sys.argv[1:]
-    runpy.run_path(str(__import__("pathlib").Path(__file__).with_name("probe_model.py")), run_name="__main__")
+    runpy.run_path(str(Path(__file__).with_name("probe_model.py")), run_name="__main__")

@@ -32,7 +32,7 @@ def refit_projection(model, data, steps: int, lr: float, batch_size: int = 32, s
         enc = model.encode_slots(pixel_values=batch["pixel_values"])
         loss = model.reconstruction_loss(batch, enc)
         opt.zero_grad(); loss.backward(); opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 if __name__ == "__main__":
