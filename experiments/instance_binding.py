@@ -10,6 +10,8 @@
 - `train`: the demo's whole slot training (`glass.train.train`, diffusion MSE + guidance, the demo's budget unless
   `--steps`) on the real `train` + `train_repeated` scenes guided by their exact instance (or class) masks, scored like
   a demo run on `val` and `repeated`.
+- `runs`: the separated share (below) of already trained run folders (`--runs`, e.g. a demo's `runs/glass`) on the
+  held-out `repeated` scenes: does a run give two objects of one class two slots?
 
 Writes experiments/results/instance_binding_<mode>_<tag>.json. Examples:
   python experiments/instance_binding.py probe --n-train 0          # only scenes where a class repeats
@@ -19,6 +21,7 @@ Writes experiments/results/instance_binding_<mode>_<tag>.json. Examples:
   python experiments/instance_binding.py probe --generated /tmp/demo --split-only --oracle   # the same, oracle masks
   python experiments/instance_binding.py figure --generated /tmp/demo   # the instance chapter's picture
   python experiments/instance_binding.py train --masks instance --steps 480
+  python experiments/instance_binding.py runs --runs /tmp/demo/runs/glass /tmp/demo/runs/glass_instances --tag demo
 """
 import argparse, json, time
 from pathlib import Path
@@ -168,9 +171,16 @@ def figure(a) -> dict:
     plt.tight_layout(pad=0.3); fig.savefig(out, dpi=72); plt.close(fig)
     return {"figure": str(out)}
 
+def trained_runs(a) -> dict:
+    "The separated share of each trained run folder in `a.runs` on the held-out `repeated` scenes."
+    from glass.checkpoint import find_checkpoint, load_checkpoint
+    from glass.toy.world import render_split
+    held_out = render_split("repeated", 200, a.seed)
+    return {run: held_out_separation(load_checkpoint(find_checkpoint(run))[1], held_out) for run in a.runs}
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["probe", "train", "figure"])
+    p.add_argument("mode", choices=["probe", "train", "figure", "runs"])
     p.add_argument("--n-train", type=int, default=192, help="real `train` scenes in the mix (default 192, the demo's)")
     p.add_argument("--n-repeated", type=int, default=64, help="real `train_repeated` scenes (default 64, the demo's)")
     p.add_argument("--steps", type=int, help="probe: guidance steps (default 400); train: slot steps (default: the demo's)")
@@ -186,13 +196,14 @@ def main():
     p.add_argument("--equal-shades", action="store_true", help="probe: real training scenes with same-class objects in one colour")
     p.add_argument("--vae-roundtrip", action="store_true", help="probe: real training scenes through the toy VAE and back")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", nargs="*", default=[], help="runs: trained run folders to score")
     p.add_argument("--out", default="/tmp/instance_binding", help="train: working folder")
     p.add_argument("--tag", default="", help="suffix of the results file")
     a = p.parse_args()
     torch.set_num_threads(1)
     if a.mode == "probe": a.steps = a.steps or 400
     t0 = time.perf_counter()
-    res = {"probe": probe, "train": train_run, "figure": figure}[a.mode](a)
+    res = {"probe": probe, "train": train_run, "figure": figure, "runs": trained_runs}[a.mode](a)
     res.update(args={k: v for k, v in vars(a).items()}, seconds_total=round(time.perf_counter() - t0, 1))
     tag = a.tag or f"{a.n_train}_{a.n_repeated}" + (f"_{a.masks}_{a.steps}" if a.mode == "train" else "")
     RESULTS.mkdir(exist_ok=True)
