@@ -3,6 +3,7 @@ setting overrides, and score it on `val` and on the `repeated` split:
 
   python experiments/demo_runs.py glass_instances /tmp/demo_full
   python experiments/demo_runs.py glass /tmp/demo --set slots.spatial_prior=1 slots.iters=5 train.seed=1 --tag prior_s1
+  python experiments/demo_runs.py glass /tmp/demo_l3 --model /tmp/sd-l3 --tag l3   # a demo run with glass-demo --model
 
 It writes experiments/results/demo_runs_<run>_<tag>.json (tag default `seed0`)."""
 import argparse, json
@@ -19,11 +20,12 @@ def main(argv=None):
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="toy-preset overrides on top of the run's own")
     p.add_argument("--tag", default="seed0", help="suffix of the results file and of the run folder")
     p.add_argument("--probe-steps", type=int, default=0, help="steps of the class probe (0: none)")
+    p.add_argument("--model", help="the toy model the demo ran on (default: the shipped one)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     size = SIZES["full"]
     val, rep = render_split("val", size.n_val, 0), render_split("repeated", size.n_repeated, 0)
-    cfg = demo_config(asset_path("toy-sd"), size, 0, **{**RUNS[a.run]["set"], **parse_overrides(a.set)})
+    cfg = demo_config(a.model or asset_path("toy-sd"), size, 0, **{**RUNS[a.run]["set"], **parse_overrides(a.set)})
     out = Path(a.demo_out)/"runs_only"/f"{a.run}_{a.tag}"
     m, _, secs = train_and_evaluate(cfg, Path(a.demo_out)/"gen"/RUNS[a.run]["data"], out, val, False, "cpu", rep,
                                     probe_steps=a.probe_steps)

@@ -35,9 +35,10 @@ def _patched_init(self, cfg, device=None):
     _init(self, cfg, device)
     self.projection = PositionedProjection(cfg.slots.slot_size, self.decoder.cross_attention_dim).to(self.device)
 
-def _encode_slots(self, pixel_values=None, features=None, init_slots=None) -> dict:
+def _encode_slots(self, pixel_values=None, features=None, init_slots=None, keys=None) -> dict:
     if features is None: features = self.features(pixel_values)
     features = features.to(self.device, torch.float32)
+    if keys is not None and init_slots is None: init_slots = self.slot_attention.init_slots(features.shape[0], keys=keys)
     slots, masks = self.slot_attention(features, init_slots)
     return dict(slots=slots, slots_proj=self.projection(slots, masks), masks=masks, features=features)
 

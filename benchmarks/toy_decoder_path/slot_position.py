@@ -1,0 +1,45 @@
+"""Where is the position lost between the features and the slots? For a trained run, on the first `--n` `val` scenes:
+the R^2 of a linear fit (least squares with a bias, in sample) of each cell's position (x, y) from the encoder
+features, slot attention's inputs (features + its positional embedding, MLP, LayerNorm), keys and values; then, in the
+last slot-attention iteration, of each slot's attention centroid from its update (the weighted mean of the values),
+from the GRU's output and from the final slot (after the residual MLP); and how much of the final slots' variance
+the initial noise and the centroid explain:
+`python benchmarks/toy_decoder_path/slot_position.py RUN [RUN ...] [--n 64]`."""
+import argparse, json
+import torch
+from glass.checkpoint import find_checkpoint, load_checkpoint
+from glass.slots import cartesian_grid, item_keys
+from glass.toy.world import render_split
+
+def r2(F: torch.Tensor, T: torch.Tensor) -> float:
+    "In-sample R^2 of the least-squares fit of targets T (..., k) from features F (..., d) with a bias."
+    F = torch.cat([F, torch.ones(*F.shape[:-1], 1)], -1).flatten(0, -2); T = T.flatten(0, -2)
+    W = torch.linalg.lstsq(F, T).solution
+    return round(float(1 - (F @ W - T).pow(2).sum() / (T - T.mean(0)).pow(2).sum()), 3)
+
+@torch.no_grad()
+def trace(run, n: int) -> dict:
+    "The R^2 of position at each stage of a run's slot attention."
+    _, model = load_checkpoint(find_checkpoint(run))
+    sa, val = model.slot_attention, render_split("val", n, 0)
+    f = model.features(model.preprocess(torch.from_numpy(val.images).permute(0, 3, 1, 2)).to(model.device)).float()
+    B, h, w, _ = f.shape
+    inp = sa.prepare_inputs(f); k, v = sa.to_k(inp), sa.to_v(inp)
+    pos = cartesian_grid(h, w, f.device, f.dtype)[..., :2].reshape(1, -1, 2).expand(B, -1, -1)
+    slots = init = sa.init_slots(B, keys=item_keys(model.cfg.eval.slot_seed, range(B)))
+    for _ in range(sa.iters):                                      # slot attention's loop, as in glass.slots
+        weights = sa.attention(slots, k) + sa.eps
+        weights = weights / weights.sum(1, keepdim=True)
+        update = torch.einsum("bns,bnd->bsd", weights, v)
+        gru = sa.gru(update.reshape(-1, sa.slot_size), slots.reshape(-1, sa.slot_size)).view(B, sa.num_slots, -1)
+        slots = gru + sa.mlp(gru)
+    centroid = torch.einsum("bns,bnc->bsc", weights, pos)
+    return {"cell position from": {"features": r2(f.flatten(1, 2), pos), "inputs": r2(inp, pos), "keys": r2(k, pos),
+                                   "values": r2(v, pos)},
+            "slot centroid from": {"update": r2(update, centroid), "gru output": r2(gru, centroid), "slot": r2(slots, centroid)},
+            "final slot from its initial noise": r2(init, slots), "final slot from its centroid": r2(centroid, slots)}
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(); p.add_argument("runs", nargs="+"); p.add_argument("--n", type=int, default=64)
+    a = p.parse_args()
+    for run in a.runs: print(run, json.dumps(trace(run, a.n)), flush=True)
