@@ -1,9 +1,11 @@
 """Slots that say where they are: an experiment, not a setting. Each slot's token gets the Fourier code of its
 attention centroid, the code the layout tokens of a `pretrain(layout_fraction=...)` model carry for an object's
 centre: token_j = Linear([LN(slot_j), phi(mu_x), phi(mu_y)]), mu_j = sum_i m_ij p_i / sum_i m_ij over the slot's
-attention mask m_j (differentiable, so the decoder's gradient also reaches the masks through mu). `GLASS` is patched in
-this process only; then `probe_model.py`'s runs train and are scored as usual.
-`python benchmarks/toy_decoder_path/position_code.py MODEL OUT [--runs unguided_real] [--set FIELD=VALUE ...]`"""
+attention mask m_j (differentiable, so the decoder's gradient also reaches the masks through mu). With `--code update`
+the token reads the slot's last update instead, slot attention's own attention-weighted mean of its values (which
+hold position), before the GRU: token_j = Linear([LN(slot_j), LN(u_j)]). `GLASS` is patched in this process only;
+then `probe_model.py`'s runs train and are scored as usual.
+`python benchmarks/toy_decoder_path/position_code.py MODEL OUT [--runs unguided_real] [--code fourier|update] [--set FIELD=VALUE ...]`"""
 import argparse, sys
 from pathlib import Path
 import numpy as np, torch
@@ -30,21 +32,42 @@ class PositionedProjection(nn.Module):
         mx, my = (torch.einsum("bsn,nc->bsc", m, p) / m.sum(-1, keepdim=True).clamp_min(1e-6)).unbind(-1)
         return self.linear(torch.cat([self.norm(slots), fourier(mx), fourier(my)], -1))
 
+class UpdateProjection(nn.Module):
+    "LayerNorm(slot) and LayerNorm(its last update) -> Linear -> the UNet's token width."
+    def __init__(self, slot_size: int, out_dim: int):
+        super().__init__()
+        self.norm, self.norm_update = nn.LayerNorm(slot_size), nn.LayerNorm(slot_size)
+        self.linear = nn.Linear(2 * slot_size, out_dim)
+    def forward(self, slots, update):
+        return self.linear(torch.cat([self.norm(slots), self.norm_update(update)], -1))
+
+CODE = "fourier"                               # which projection `_patched_init` builds: "fourier" or "update"
+
+def last_update(sa, features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    "The update of slot attention's last iteration (B,S,slot_size): its attention `masks` (B,S,h,w) over the values."
+    v = sa.to_v(sa.prepare_inputs(features))
+    weights = masks.flatten(2).transpose(1, 2) + sa.eps
+    return torch.einsum("bns,bnd->bsd", weights / weights.sum(1, keepdim=True), v)
+
 _init = gm.GLASS.__init__
 def _patched_init(self, cfg, device=None):
     _init(self, cfg, device)
-    self.projection = PositionedProjection(cfg.slots.slot_size, self.decoder.cross_attention_dim).to(self.device)
+    proj = {"fourier": PositionedProjection, "update": UpdateProjection}[CODE]
+    self.projection = proj(cfg.slots.slot_size, self.decoder.cross_attention_dim).to(self.device)
 
 def _encode_slots(self, pixel_values=None, features=None, init_slots=None, keys=None) -> dict:
     if features is None: features = self.features(pixel_values)
     features = features.to(self.device, torch.float32)
     if keys is not None and init_slots is None: init_slots = self.slot_attention.init_slots(features.shape[0], keys=keys)
     slots, masks = self.slot_attention(features, init_slots)
-    return dict(slots=slots, slots_proj=self.projection(slots, masks), masks=masks, features=features)
+    code = masks if CODE == "fourier" else last_update(self.slot_attention, features, masks)
+    return dict(slots=slots, slots_proj=self.projection(slots, code), masks=masks, features=features)
 
 if __name__ == "__main__":
     gm.GLASS.__init__, gm.GLASS.encode_slots = _patched_init, _encode_slots
     p = argparse.ArgumentParser(); p.add_argument("model"); p.add_argument("out")
     p.add_argument("--runs", default="unguided_real"); p.add_argument("--set", action="append", default=[])
+    p.add_argument("--code", choices=["fourier", "update"], default="fourier")
     a = p.parse_args()
+    CODE = a.code
     probe_model.main(a.model, a.out, a.runs.split(","), extra=dict(kv.split("=", 1) for kv in a.set))
