@@ -4,8 +4,10 @@ centre: token_j = Linear([LN(slot_j), phi(mu_x), phi(mu_y)]), mu_j = sum_i m_ij 
 attention mask m_j (differentiable, so the decoder's gradient also reaches the masks through mu). With `--code update`
 the token reads the slot's last update instead, slot attention's own attention-weighted mean of its values (which
 hold position), before the GRU: token_j = Linear([LN(slot_j), LN(u_j)]). `GLASS` is patched in this process only;
-then `probe_model.py`'s runs train and are scored as usual.
-`python benchmarks/toy_decoder_path/position_code.py MODEL OUT [--runs unguided_real] [--code fourier|update] [--set FIELD=VALUE ...]`"""
+With `--pos-embedding fourier` slot attention's positional embedding is a linear map of the same Fourier code of each
+cell's (x, y) instead of the release's linear map of (x, y, 1-x, 1-y), so that the values, and the update, carry
+position in the decoder's form. Then `probe_model.py`'s runs train and are scored as usual.
+`python benchmarks/toy_decoder_path/position_code.py MODEL OUT [--runs unguided_real] [--code fourier|update] [--pos-embedding linear|fourier] [--set FIELD=VALUE ...]`"""
 import argparse, sys
 from pathlib import Path
 import numpy as np, torch
@@ -42,6 +44,16 @@ class UpdateProjection(nn.Module):
         return self.linear(torch.cat([self.norm(slots), self.norm_update(update)], -1))
 
 CODE = "fourier"                               # which projection `_patched_init` builds: "fourier" or "update"
+POS_EMBEDDING = "linear"                       # slot attention's positional embedding: "linear" (the release's) or "fourier"
+
+class FourierPositionalEmbedding(nn.Module):
+    "Adds `Linear(16, dim)` of the Fourier code of each cell's centre (x, y) to features (B, h, w, dim)."
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(16, dim)
+    def forward(self, x):
+        g = cartesian_grid(x.shape[1], x.shape[2], x.device, x.dtype)
+        return x + self.proj(torch.cat([fourier(g[..., 0]), fourier(g[..., 1])], -1))
 
 def last_update(sa, features: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     "The update of slot attention's last iteration (B,S,slot_size): its attention `masks` (B,S,h,w) over the values."
@@ -54,6 +66,7 @@ def _patched_init(self, cfg, device=None):
     _init(self, cfg, device)
     proj = {"fourier": PositionedProjection, "update": UpdateProjection}[CODE]
     self.projection = proj(cfg.slots.slot_size, self.decoder.cross_attention_dim).to(self.device)
+    if POS_EMBEDDING == "fourier": self.slot_attention.pos = FourierPositionalEmbedding(self.slot_attention.in_dim).to(self.device)
 
 def _encode_slots(self, pixel_values=None, features=None, init_slots=None, keys=None) -> dict:
     if features is None: features = self.features(pixel_values)
@@ -68,6 +81,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(); p.add_argument("model"); p.add_argument("out")
     p.add_argument("--runs", default="unguided_real"); p.add_argument("--set", action="append", default=[])
     p.add_argument("--code", choices=["fourier", "update"], default="fourier")
+    p.add_argument("--pos-embedding", choices=["linear", "fourier"], default="linear")
     a = p.parse_args()
-    CODE = a.code
+    CODE, POS_EMBEDDING = a.code, a.pos_embedding
     probe_model.main(a.model, a.out, a.runs.split(","), extra=dict(kv.split("=", 1) for kv in a.set))
