@@ -13,27 +13,28 @@ from glass.toy.world import render_split
 
 def r2(F: torch.Tensor, T: torch.Tensor) -> float:
     "In-sample R^2 of the least-squares fit of targets T (..., k) from features F (..., d) with a bias."
-    F = torch.cat([F, torch.ones(*F.shape[:-1], 1)], -1).flatten(0, -2); T = T.flatten(0, -2)
+    F, T = F.double(), T.double()                                   # float32 least squares drifts at 128,000 rows
+    F = torch.cat([F, torch.ones(*F.shape[:-1], 1, dtype=F.dtype)], -1).flatten(0, -2); T = T.flatten(0, -2)
     W = torch.linalg.lstsq(F, T).solution
     return round(float(1 - (F @ W - T).pow(2).sum() / (T - T.mean(0)).pow(2).sum()), 3)
 
 @torch.no_grad()
 def trace(run, n: int) -> dict:
-    "The R^2 of position at each stage of a run's slot attention."
+    "The R^2 of position at each stage of a run's slot attention (its GRU's inputs and outputs read by a hook)."
     _, model = load_checkpoint(find_checkpoint(run))
     sa, val = model.slot_attention, render_split("val", n, 0)
     f = model.features(model.preprocess(torch.from_numpy(val.images).permute(0, 3, 1, 2)).to(model.device)).float()
     B, h, w, _ = f.shape
     inp = sa.prepare_inputs(f); k, v = sa.to_k(inp), sa.to_v(inp)
     pos = cartesian_grid(h, w, f.device, f.dtype)[..., :2].reshape(1, -1, 2).expand(B, -1, -1)
-    slots = init = sa.init_slots(B, keys=item_keys(model.cfg.eval.slot_seed, range(B)))
-    for _ in range(sa.iters):                                      # slot attention's loop, as in glass.slots
-        weights = sa.attention(slots, k) + sa.eps
-        weights = weights / weights.sum(1, keepdim=True)
-        update = torch.einsum("bns,bnd->bsd", weights, v)
-        gru = sa.gru(update.reshape(-1, sa.slot_size), slots.reshape(-1, sa.slot_size)).view(B, sa.num_slots, -1)
-        slots = gru + sa.mlp(gru)
-    centroid = torch.einsum("bns,bnc->bsc", weights, pos)
+    init = sa.init_slots(B, keys=item_keys(model.cfg.eval.slot_seed, range(B)))
+    calls = []                                                     # (update, GRU output) of every iteration
+    hook = sa.gru.register_forward_hook(lambda mod, args, out: calls.append((args[0], out)))
+    try: slots, masks = sa(f, init)
+    finally: hook.remove()
+    update, gru = (x.view(B, sa.num_slots, -1) for x in calls[-1])
+    weights = masks.flatten(2).transpose(1, 2) + sa.eps                # the last iteration's weights, as in SlotAttention
+    centroid = torch.einsum("bns,bnc->bsc", weights / weights.sum(1, keepdim=True), pos)
     return {"cell position from": {"features": r2(f.flatten(1, 2), pos), "inputs": r2(inp, pos), "keys": r2(k, pos),
                                    "values": r2(v, pos)},
             "slot centroid from": {"update": r2(update, centroid), "gru output": r2(gru, centroid), "slot": r2(slots, centroid)},
