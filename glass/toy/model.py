@@ -71,10 +71,11 @@ def toy_scheduler(kind: str = "ddim", shift: float = 1.0):
     return DDIMScheduler(**kw, set_alpha_to_one=False, steps_offset=1)
 
 def build_toy_parts(seed: int = 0, dim: int = 64, channels=(48, 96), text_layers: int = 0,
-                    position_embeddings: bool = False) -> dict:
+                    position_embeddings: bool = False, vae_attention: bool = True) -> dict:
     """Untrained parts of the toy pipeline: tokenizer, text encoder, VAE, UNet (random weights from `seed`).
     `text_layers` transformer layers in the text encoder (0: token embedding + LayerNorm only); without
-    `position_embeddings` the text encoder's position table is zero and frozen, so a word has one key wherever it stands."""
+    `position_embeddings` the text encoder's position table is zero and frozen, so a word has one key wherever it stands;
+    without `vae_attention` the VAE's middle block has no self-attention layer."""
     from diffusers import UNet2DConditionModel, AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
     seed_everything(seed)
@@ -90,7 +91,7 @@ def build_toy_parts(seed: int = 0, dim: int = 64, channels=(48, 96), text_layers
         pe.requires_grad_(False)
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32),
                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                        layers_per_block=1, norm_num_groups=16, sample_size=32)
+                        layers_per_block=1, norm_num_groups=16, sample_size=32, mid_block_add_attention=vae_attention)
     unet = UNet2DConditionModel(**toy_unet_config(dim, channels))
     with torch.no_grad():                      # sharper cross-attention from the start: queries x4
         for name, m in unet.named_modules():
@@ -259,13 +260,12 @@ def _load_state(state_file: Path, settings: dict) -> dict | None:
         print(f"toy pretrain: {state_file} was written with other settings; starting afresh"); return None
     return st
 
-def _prepare(out: Path, settings: dict, seed: int, n_scenes: int, vae_steps: int, batch_size: int, dev,
-             progress: bool) -> tuple:
+def _prepare(out: Path, settings: dict, seed: int, n_scenes: int, vae_steps: int, dev, progress: bool) -> tuple:
     "Render the corpus and build the parts; train the VAE (or restore it from an interrupted run): `(run, images)`."
     data = render_split("pretrain", n_scenes, seed, progress=progress)
     X = torch.from_numpy(data.images).permute(0, 3, 1, 2).float() / 127.5 - 1
     parts = build_toy_parts(seed, channels=settings["channels"], text_layers=settings["text_layers"],
-                            position_embeddings=settings["position_embeddings"])
+                            position_embeddings=settings["position_embeddings"], vae_attention=settings["vae_attention"])
     r = SimpleNamespace(**parts, settings=settings, records=data.records, g=torch.Generator().manual_seed(seed),
                         state_file=_state_path(out))
     r.layout = None
@@ -273,7 +273,7 @@ def _prepare(out: Path, settings: dict, seed: int, n_scenes: int, vae_steps: int
     r.saved = _load_state(r.state_file, settings)
     r.vae.to(dev); r.unet.to(dev); r.text_encoder.to(dev); X = X.to(dev)
     if r.saved is None:
-        r.vae_loss = train_vae(r.vae, X, vae_steps, batch_size, generator=r.g, progress=progress)
+        r.vae_loss = train_vae(r.vae, X, vae_steps, settings["vae_batch_size"], generator=r.g, progress=progress)
     else:
         r.vae.load_state_dict(r.saved["vae"]); r.vae.eval().requires_grad_(False); r.vae_loss = r.saved["vae_loss"]
     return r, X
@@ -414,23 +414,26 @@ def pretrain(out, steps: int = PRETRAIN_STEPS, minutes: float | None = None, see
              vae_steps: int = 300, batch_size: int = 64, lr: float = 1e-3, ema: float = 0.995, threads: int = 1,
              checkpoint_every: int = 100, max_steps: int | None = None, progress: bool = True, channels=(48, 96),
              text_layers: int = 0, position_embeddings: bool = False, prompt_mix: dict | None = None,
-             noise_shift: float = NOISE_SHIFT, layout_fraction: float = LAYOUT_FRACTION, device: str = "cpu") -> dict:
+             noise_shift: float = NOISE_SHIFT, layout_fraction: float = LAYOUT_FRACTION, vae_batch_size: int | None = None,
+             vae_attention: bool = True, device: str = "cpu") -> dict:
     """Train the toy text-to-image model and write it to `out` as a `StableDiffusionPipeline` folder, with
     `train_log.json`, `loss.png` and `samples.png`. Runs `steps` UNet steps; `minutes` or `max_steps` stop it early
     (the folder is written, and the state file beside it lets a later call with the same settings resume);
-    `layout_fraction` of each batch is conditioned on layout tokens instead of prompts."""
+    `layout_fraction` of each batch is conditioned on layout tokens instead of prompts; the VAE trains on batches of
+    `vae_batch_size` (default: `batch_size`)."""
     out = Path(out)
     prompt_mix = dict(prompt_mix or PROMPT_FORMS)
     if not 0 <= layout_fraction < 1: raise ValueError(f"layout_fraction must be in [0, 1); got {layout_fraction}")
     if set(prompt_mix) != set(PROMPT_FORMS): raise ValueError(f"prompt_mix needs the keys {list(PROMPT_FORMS)}; got {list(prompt_mix)}")
     settings = dict(steps=steps, seed=seed, n_scenes=n_scenes, vae_steps=vae_steps, batch_size=batch_size, lr=lr, ema=ema,
                     channels=list(channels), text_layers=text_layers, position_embeddings=position_embeddings,
-                    prompt_forms=prompt_mix, noise_shift=noise_shift, layout_fraction=layout_fraction)
+                    prompt_forms=prompt_mix, noise_shift=noise_shift, layout_fraction=layout_fraction,
+                    vae_batch_size=vae_batch_size or batch_size, vae_attention=vae_attention)
     dev = torch.device(device)
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
     t_start = time.perf_counter()
     try:
-        r, X = _prepare(out, settings, seed, n_scenes, vae_steps, batch_size, dev, progress)
+        r, X = _prepare(out, settings, seed, n_scenes, vae_steps, dev, progress)
         _encode_corpus(r, X, seed, prompt_mix, dev)
         elapsed = _optimiser(r, lr)
         stopped, t0 = _train_unet(r, steps, minutes, max_steps, batch_size, lr, ema, checkpoint_every, elapsed, progress, dev)
