@@ -63,5 +63,7 @@ def main(min_area: float = 0.025, seed: int = 0):
     Path(f"experiments/results/pseudo_instances_{min_area}.json").write_text(json.dumps(res, indent=1))
 
 if __name__ == "__main__":
-    import sys
-    main(*(float(x) for x in sys.argv[1:2]))
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("min_area", type=float, nargs="?", default=0.025, help="minimum instance area, a fraction of the image")
+    main(ap.parse_args().min_area)

@@ -1,12 +1,16 @@
 """The demo's `glass` run on a finished demo's generated GLASS data with another guidance weight (lambda of Eq. 4):
 `python benchmarks/toy_decoder_path/glass_weight.py DEMO_OUT WEIGHT` (the model is the demo's, from its settings)."""
-import json, sys
+import argparse, json
 from pathlib import Path
 import torch
 from glass.toy.world import render_split
 from glass.toy.demo import SIZES, demo_config, train_and_evaluate, run_metrics, decoder_path
 torch.set_num_threads(1)
-demo, w = Path(sys.argv[1]), float(sys.argv[2])
+ap = argparse.ArgumentParser(description=__doc__)
+ap.add_argument("demo", type=Path, help="a finished glass-demo --out folder")
+ap.add_argument("weight", type=float, help="the guidance weight lambda")
+args = ap.parse_args()
+demo, w = args.demo, args.weight
 size = SIZES["full"]
 model = json.loads((demo/"demo_settings.json").read_text())["model"]
 val = render_split("val", size.n_val, 0)

@@ -1,6 +1,6 @@
 """Warm start: the shipped toy model fine-tuned with layout tokens as an extra conditioning form (the machine was too
 busy for a from-scratch pretraining of layout_pretrain.py in the time left)."""
-import copy, json, sys, time
+import argparse, copy, json, time
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from glass.toy.model import LayoutTokens, scene_layouts, LAYOUT_SLOTS as LAYOUT_TOKENS
@@ -67,5 +67,8 @@ def finetune(out, steps=120, share=0.5, n_scenes=2000, batch_size=64, lr=5e-4, e
     return log
 
 if __name__ == "__main__":
-    steps = int(sys.argv[2]) if len(sys.argv) > 2 else 120
-    print(finetune(sys.argv[1], steps=steps)["seconds"])
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", help="the folder to write the fine-tuned model to")
+    ap.add_argument("steps", type=int, nargs="?", default=120)
+    args = ap.parse_args()
+    print(finetune(args.out, steps=args.steps)["seconds"])

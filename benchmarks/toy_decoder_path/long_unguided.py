@@ -1,13 +1,17 @@
 """The demo's `unguided` run at a longer budget on a finished demo's generated GLASS data, with its decoder path:
 `python benchmarks/toy_decoder_path/long_unguided.py DEMO_OUT STEPS` (the model is the demo's, from its settings)."""
-import json, sys
+import argparse, json
 from dataclasses import replace
 from pathlib import Path
 import torch
 from glass.toy.world import render_split
 from glass.toy.demo import SIZES, RUNS, demo_config, train_and_evaluate, run_metrics, decoder_path
 torch.set_num_threads(1)
-demo, steps = Path(sys.argv[1]), int(sys.argv[2])
+ap = argparse.ArgumentParser(description=__doc__)
+ap.add_argument("demo", type=Path, help="a finished glass-demo --out folder")
+ap.add_argument("steps", type=int, help="slot-training steps")
+args = ap.parse_args()
+demo, steps = args.demo, args.steps
 size = replace(SIZES["full"], train_steps=steps)
 model = json.loads((demo/"demo_settings.json").read_text())["model"]
 val = render_split("val", size.n_val, 0)

@@ -2,7 +2,7 @@
 unconditional, and reconstructions from layout tokens (a model pretrained with `pretrain(layout_fraction=...)`):
 `python benchmarks/toy_decoder_path/oracle_gap.py MODEL [N]`; writes MODEL/oracle_reconstructions.png.
 Placement: object mIoU of the colour oracle of the reconstructions against the scenes' class maps."""
-import json, sys
+import argparse, json
 from pathlib import Path
 import numpy as np, torch
 from glass.toy.demo import diffusion_losses, conditioning_gap as gap, psnr
@@ -11,7 +11,11 @@ from glass.toy.demo import placement
 from glass.toy.model import load_toy_pipeline, load_layout_tokens, scene_layouts
 from glass.decoder import SlotDecoder
 torch.set_num_threads(1)
-model = sys.argv[1]; n = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+ap = argparse.ArgumentParser(description=__doc__)
+ap.add_argument("model", help="a toy model folder trained with layout tokens")
+ap.add_argument("n", type=int, nargs="?", default=64, help="held-out scenes")
+args = ap.parse_args()
+model, n = args.model, args.n
 val = render_split("val", n, 0)
 pipe = load_toy_pipeline(model)
 dec = SlotDecoder(model, device="cpu", dtype=torch.float32)

@@ -1,6 +1,6 @@
 """Seconds per UNet step of the toy pretraining with and without layout tokens, measured alternately in one process
 (full batch and model, a small corpus, one thread): `python benchmarks/toy_decoder_path/step_time.py [STEPS] [ROUNDS]`."""
-import json, sys, tempfile
+import argparse, json, tempfile
 from pathlib import Path
 import numpy as np, torch
 from glass.toy.model import pretrain, quiet_libraries
@@ -22,8 +22,9 @@ def alternate(variants: dict, steps: int, rounds: int) -> dict:
     return per
 
 if __name__ == "__main__":
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("steps", type=int, nargs="?", default=20); ap.add_argument("rounds", type=int, nargs="?", default=3)
+    args = ap.parse_args(); steps, rounds = args.steps, args.rounds
     torch.set_num_threads(1); quiet_libraries()
     per = alternate({f: dict(noise_shift=3.0, layout_fraction=f) for f in (0.0, 0.25)}, steps, rounds)
     print(json.dumps({str(f): {"mean_s_per_step": float(np.mean(v)), "runs": v} for f, v in per.items()}))
