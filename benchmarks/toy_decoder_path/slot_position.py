@@ -2,11 +2,13 @@
 the R^2 of a linear fit (least squares with a bias, in sample) of each cell's position (x, y) from the encoder
 features, slot attention's inputs (features + its positional embedding, MLP, LayerNorm), keys and values; then, in the
 last slot-attention iteration, of each slot's attention centroid from its update (the weighted mean of the values),
-from the GRU's output and from the final slot (after the residual MLP); and how much of the final slots' variance
-the initial noise and the centroid explain:
+from the GRU's output and from the final slot (after the residual MLP); how much of the final slots' variance
+the initial noise and the centroid explain; and how far each object's best slot's attention centroid is from the
+object's centre:
 `python benchmarks/toy_decoder_path/slot_position.py RUN [RUN ...] [--n 500]`."""
 import argparse, json
 import torch
+import torch.nn.functional as F
 from glass.checkpoint import find_checkpoint, load_checkpoint
 from glass.slots import cartesian_grid, item_keys
 from glass.toy.world import render_split
@@ -17,6 +19,26 @@ def r2(F: torch.Tensor, T: torch.Tensor) -> float:
     F = torch.cat([F, torch.ones(*F.shape[:-1], 1, dtype=F.dtype)], -1).flatten(0, -2); T = T.flatten(0, -2)
     W = torch.linalg.lstsq(F, T).solution
     return round(float(1 - (F @ W - T).pow(2).sum() / (T - T.mean(0)).pow(2).sum()), 3)
+
+def centroid_error(masks: torch.Tensor, centroid: torch.Tensor, instance) -> dict:
+    """For each object of instance maps (B,H,W), the slot whose argmax mask overlaps it best (IoU, at the masks'
+    grid): the sd per axis of (that slot's attention centroid - the object's centre), and the objects' mean IoU."""
+    B, S, h, w = masks.shape
+    full = torch.as_tensor(instance)
+    inst = F.interpolate(full[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()   # the objects at the slots' grid
+    pos = cartesian_grid(*full.shape[1:], masks.device, torch.float64)[..., :2]            # centres at full resolution
+    own = F.one_hot(masks.argmax(1), S).bool()                                     # (B,h,w,S)
+    err, ious = [], []
+    for b in range(B):
+        for k in range(1, int(inst[b].max()) + 1):
+            m = inst[b] == k
+            if not m.any(): continue
+            inter = (own[b] & m[..., None]).sum((0, 1)); union = (own[b] | m[..., None]).sum((0, 1))
+            iou = inter / union.clamp(min=1); j = int(iou.argmax())
+            err.append(centroid[b, j].double() - pos[full[b] == k].mean(0)); ious.append(float(iou[j]))
+    e = torch.stack(err)
+    return {"sd x, y": [round(float(x), 3) for x in e.std(0)], "rms": round(float(e.pow(2).sum(1).mean().sqrt()), 3),
+            "objects": len(ious), "mean best IoU": round(sum(ious) / len(ious), 3)}
 
 @torch.no_grad()
 def trace(run, n: int) -> dict:
@@ -35,7 +57,8 @@ def trace(run, n: int) -> dict:
     update, gru = (x.view(B, sa.num_slots, -1) for x in calls[-1])
     weights = masks.flatten(2).transpose(1, 2) + sa.eps                # the last iteration's weights, as in SlotAttention
     centroid = torch.einsum("bns,bnc->bsc", weights / weights.sum(1, keepdim=True), pos)
-    return {"cell position from": {"features": r2(f.flatten(1, 2), pos), "inputs": r2(inp, pos), "keys": r2(k, pos),
+    return {"centroid error of the best slot per object": centroid_error(masks, centroid, val.instance),
+            "cell position from": {"features": r2(f.flatten(1, 2), pos), "inputs": r2(inp, pos), "keys": r2(k, pos),
                                    "values": r2(v, pos)},
             "slot centroid from": {"update": r2(update, centroid), "gru output": r2(gru, centroid), "slot": r2(slots, centroid)},
             "final slot from its initial noise": r2(init, slots), "final slot from its centroid": r2(centroid, slots)}
