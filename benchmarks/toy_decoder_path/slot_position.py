@@ -22,23 +22,28 @@ def r2(F: torch.Tensor, T: torch.Tensor) -> float:
 
 def centroid_error(masks: torch.Tensor, centroid: torch.Tensor, instance) -> dict:
     """For each object of instance maps (B,H,W), the slot whose argmax mask overlaps it best (IoU, at the masks'
-    grid): the sd per axis of (that slot's attention centroid - the object's centre), and the objects' mean IoU."""
+    grid): the sd per axis of (that slot's attention centroid - the object's centre), the same for the centre of the
+    slot's argmax region, and the objects' mean IoU."""
     B, S, h, w = masks.shape
     full = torch.as_tensor(instance)
     inst = F.interpolate(full[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()   # the objects at the slots' grid
     pos = cartesian_grid(*full.shape[1:], masks.device, torch.float64)[..., :2]            # centres at full resolution
     own = F.one_hot(masks.argmax(1), S).bool()                                     # (B,h,w,S)
-    err, ious = [], []
+    grid = cartesian_grid(h, w, masks.device, torch.float64)[..., :2]
+    err, err_hard, ious = [], [], []
     for b in range(B):
         for k in range(1, int(inst[b].max()) + 1):
             m = inst[b] == k
             if not m.any(): continue
             inter = (own[b] & m[..., None]).sum((0, 1)); union = (own[b] | m[..., None]).sum((0, 1))
             iou = inter / union.clamp(min=1); j = int(iou.argmax())
-            err.append(centroid[b, j].double() - pos[full[b] == k].mean(0)); ious.append(float(iou[j]))
-    e = torch.stack(err)
-    return {"sd x, y": [round(float(x), 3) for x in e.std(0)], "rms": round(float(e.pow(2).sum(1).mean().sqrt()), 3),
-            "objects": len(ious), "mean best IoU": round(sum(ious) / len(ious), 3)}
+            centre = pos[full[b] == k].mean(0)
+            err.append(centroid[b, j].double() - centre); ious.append(float(iou[j]))
+            err_hard.append(grid[own[b, ..., j]].mean(0) - centre)
+    sd = lambda e: [round(float(x), 3) for x in torch.stack(e).std(0)]
+    return {"sd x, y": sd(err), "rms": round(float(torch.stack(err).pow(2).sum(1).mean().sqrt()), 3),
+            "sd x, y of the argmax region's centre": sd(err_hard), "objects": len(ious),
+            "mean best IoU": round(sum(ious) / len(ious), 3)}
 
 @torch.no_grad()
 def trace(run, n: int) -> dict:
