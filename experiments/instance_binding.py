@@ -19,6 +19,7 @@ Writes experiments/results/instance_binding_<mode>_<tag>.json. Examples:
   python experiments/instance_binding.py probe --set slots.spatial_prior=1 --tag prior1   # with the location prior
   python experiments/instance_binding.py probe --generated /tmp/demo --split-only     # generated items, pseudo masks
   python experiments/instance_binding.py probe --generated /tmp/demo --split-only --oracle   # the same, oracle masks
+  python experiments/instance_binding.py probe --generated /tmp/demo --split-first 100      # those items first, then all
   python experiments/instance_binding.py figure --generated /tmp/demo   # the instance chapter's picture
   python experiments/instance_binding.py train --masks instance --steps 480
   python experiments/instance_binding.py runs --runs /tmp/demo/runs/glass /tmp/demo/runs/glass_instances --tag demo
@@ -49,9 +50,13 @@ def generated_items(demo_out, split_only: bool, oracle: bool = False) -> tuple:
     if oracle:
         cls = torch.from_numpy(colour_segmentation(images))
         inst = torch.from_numpy(np.stack([component_instances(c, 0.025) for c in cls.numpy()]))
-    count = lambda m: len(set(m.unique().tolist()) - {0, 255})
-    keep = [i for i in range(len(inst)) if not split_only or count(inst[i]) > count(cls[i])]
+    keep = np.flatnonzero(splits_a_class(inst.numpy(), cls.numpy()) | (not split_only))
     return images[keep], inst[keep].numpy(), cls[keep].numpy()
+
+def splits_a_class(instance: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    "Whether each item's instance map (n,H,W) holds more segments than its class map (n,H,W): (n,) bool."
+    count = lambda m: len(set(np.unique(m).tolist()) - {0, 255})
+    return np.array([count(i) > count(c) for i, c in zip(instance, classes)])
 
 def equal_shades(images: np.ndarray, instance: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Scenes (n,H,W,3) uint8 with every object shifted to the mean colour of the first object of its class (instance
@@ -122,6 +127,8 @@ def probe(a) -> dict:
     x = model.preprocess(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
     labels = torch.from_numpy(instance.astype(np.int64))
     opt, g = torch.optim.Adam(model.trainable_parameters(), a.lr), torch.Generator().manual_seed(a.seed)
+    all_items = torch.arange(len(images))
+    first = torch.from_numpy(np.flatnonzero(splits_a_class(instance, classes))) if a.split_first else all_items
     rows = []
     for step in range(a.steps + 1):
         if step % a.every == 0:
@@ -130,7 +137,8 @@ def probe(a) -> dict:
                          **held_out_separation(model, held_out)})
             print(rows[-1], flush=True)
         if step == a.steps: break
-        idx = torch.randint(0, len(images), (a.batch_size,), generator=g)
+        pool = first if step < a.split_first else all_items
+        idx = pool[torch.randint(0, len(pool), (a.batch_size,), generator=g)]
         loss, _ = guidance_loss(resize_masks(model.encode_slots(pixel_values=x[idx])["masks"], (32, 32)), labels[idx])
         loss.backward(); opt.step(); opt.zero_grad()
     return {"rows": rows}
@@ -193,6 +201,7 @@ def main():
     p.add_argument("--generated", help="probe: a finished `glass-demo --out` folder whose generated items to train on")
     p.add_argument("--split-only", action="store_true", help="probe --generated: only items whose instance map splits a class")
     p.add_argument("--oracle", action="store_true", help="probe --generated: the colour oracle's components instead of the pseudo masks")
+    p.add_argument("--split-first", type=int, default=0, help="probe: the first K steps draw only items whose instance map splits a class")
     p.add_argument("--equal-shades", action="store_true", help="probe: real training scenes with same-class objects in one colour")
     p.add_argument("--vae-roundtrip", action="store_true", help="probe: real training scenes through the toy VAE and back")
     p.add_argument("--seed", type=int, default=0)
