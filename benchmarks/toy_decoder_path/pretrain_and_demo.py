@@ -23,14 +23,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out"); p.add_argument("tag"); p.add_argument("kwargs", nargs="?", default="{}", help="pretrain keywords, JSON")
     p.add_argument("--threads", type=int, default=2); p.add_argument("--collect", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (rate and ETA) for the pretraining and the demo")
     a = p.parse_args(argv)
     out = Path(a.out)
     if not a.collect:
         from glass.toy.model import pretrain, quiet_libraries
         quiet_libraries()
-        pretrain(out/"toy-sd", progress=False, threads=a.threads, **json.loads(a.kwargs))
-        subprocess.run([sys.executable, "-m", "glass.toy.demo", "--model", str(out/"toy-sd"), "--out", str(out/"demo"),
-                        "--no-progress"], check=True)
+        pretrain(out/"toy-sd", progress=not a.no_progress, threads=a.threads, **json.loads(a.kwargs))
+        subprocess.run([sys.executable, "-m", "glass.toy.demo", "--model", str(out/"toy-sd"), "--out", str(out/"demo")]
+                       + (["--no-progress"] if a.no_progress else []), check=True)
     print(collect(out, a.tag))
 
 if __name__ == "__main__":
