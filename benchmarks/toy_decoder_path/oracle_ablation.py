@@ -2,7 +2,10 @@
 their own layout tokens (a model pretrained with `pretrain(layout_fraction=...)`), with parts of the layout features
 taken away or corrupted, scored by PSNR and placement (`glass.toy.demo.placement`):
 
-  python benchmarks/toy_decoder_path/oracle_ablation.py MODEL [--n 64] [--steps 20]
+  python benchmarks/toy_decoder_path/oracle_ablation.py MODEL [--n 64] [--steps 20] [--run RUN ...]
+
+With `--run`, also the oracle tokens with each object's centre taken from the trained run's slot whose argmax region
+overlaps the object best: what the decoder makes of the centres the slots find, through its own token map.
 
 Writes results/oracle_ablation_<model folder name>.json. Layout features (`glass.toy.model.scene_layouts`): class
 one-hot 0:3, mean colour 3:6, size 6, Fourier code of the centre 7:23, background flag 23, background gradient 24:30."""
@@ -32,6 +35,24 @@ def object_centres(instance: np.ndarray) -> np.ndarray:
             if m.any(): c[i, k] = xx[m].mean(), yy[m].mean()
     return c
 
+def slot_region_centres(run, images: np.ndarray, instance: np.ndarray) -> np.ndarray:
+    """For each of the first three objects of instance maps (n,H,W), the centre (x, y) of the argmax region of the
+    trained `run`'s slot that overlaps it best (IoU), on the scenes `images`: (n, 3, 2), NaN where absent."""
+    from glass.checkpoint import find_checkpoint, load_checkpoint
+    from glass.toy.demo import slot_argmax
+    with torch.no_grad(): regions = slot_argmax(load_checkpoint(find_checkpoint(run))[1], images)
+    n, H, W = instance.shape
+    yy, xx = np.meshgrid((np.arange(H) + 0.5) / H, (np.arange(W) + 0.5) / W, indexing="ij")
+    c = np.full((n, 3, 2), np.nan, np.float32)
+    for i in range(n):
+        for k in range(3):
+            m = instance[i] == k + 1
+            if not m.any(): continue
+            ious = [(m & (regions[i] == j)).sum() / max((m | (regions[i] == j)).sum(), 1) for j in range(1, regions[i].max() + 1)]
+            r = regions[i] == 1 + int(np.argmax(ious))
+            c[i, k] = xx[r].mean(), yy[r].mean()
+    return c
+
 def variants(obj: np.ndarray, cls: np.ndarray, centres: np.ndarray, rng: np.random.Generator) -> dict:
     "Name -> object features (n,3,30): the oracle, and the oracle with parts removed or corrupted."
     present = (cls >= 0)[..., None]
@@ -51,6 +72,7 @@ def variants(obj: np.ndarray, cls: np.ndarray, centres: np.ndarray, rng: np.rand
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model"); ap.add_argument("--n", type=int, default=64); ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--run", nargs="*", default=[], help="trained run folders whose slots' regions give the centres")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     val = render_split("val", a.n, 0)
@@ -58,8 +80,15 @@ def main(argv=None):
     lay = load_layout_tokens(a.model, pipe.tokenizer)
     obj, cls, bg = scene_layouts(val.images, val.instance, [r["objects"] for r in val.records])
     x = torch.from_numpy(val.images).permute(0, 3, 1, 2).float() / 255
-    res = {}
-    for name, o in variants(obj, cls, object_centres(val.instance), np.random.default_rng(0)).items():
+    res, centres = {}, object_centres(val.instance)
+    runs = {}
+    for run in a.run:
+        o = obj.copy(); found = slot_region_centres(run, val.images, val.instance)
+        o[..., POSITION] = np.where((cls >= 0)[..., None], centre_code(np.nan_to_num(found, nan=0.5)), 0)
+        err = (found - centres)[cls >= 0]
+        print(f"{run}: region centre error sd {np.round(err.std(0), 3)}", flush=True)
+        runs[f"centres of the best slot regions of {run}"] = o
+    for name, o in {**variants(obj, cls, centres, np.random.default_rng(0)), **runs}.items():
         toks = lay(pipe.text_encoder, *(torch.from_numpy(v) for v in (o, cls, bg)), torch.Generator().manual_seed(0))
         rec = dec.reconstruct(toks, steps=a.steps, seed=0)
         res[name] = {"psnr": round(psnr(rec, x), 2), "placement": round(placement(rec, val.classes), 3)}
