@@ -24,15 +24,23 @@ def centre_code(centres: np.ndarray) -> np.ndarray:
     "Fourier code (..., 16) of object centres (..., 2) in [0, 1], x then y, as `scene_layouts` writes it."
     return np.concatenate([fourier_features(centres[..., 0]), fourier_features(centres[..., 1])], -1).astype(np.float32)
 
-def object_centres(instance: np.ndarray) -> np.ndarray:
-    "Centres (n, 3, 2) of the first three objects of instance maps (n,H,W), x then y in (0, 1); NaN where absent."
+def best_region(m: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    "The region of label map `regions` (H,W; labels 1..) whose IoU with the boolean mask `m` (H,W) is highest."
+    ious = [(m & (regions == j)).sum() / max((m | (regions == j)).sum(), 1) for j in range(1, regions.max() + 1)]
+    return regions == 1 + int(np.argmax(ious))
+
+def object_centres(instance: np.ndarray, regions: np.ndarray | None = None) -> np.ndarray:
+    """Centres (n, 3, 2) of the first three objects of instance maps (n,H,W), x then y in (0, 1), NaN where absent;
+    with slot label maps `regions` (n,H,W), the centre of each object's best-overlapping region instead."""
     n, H, W = instance.shape
     yy, xx = np.meshgrid((np.arange(H) + 0.5) / H, (np.arange(W) + 0.5) / W, indexing="ij")
     c = np.full((n, 3, 2), np.nan, np.float32)
     for i in range(n):
         for k in range(3):
             m = instance[i] == k + 1
-            if m.any(): c[i, k] = xx[m].mean(), yy[m].mean()
+            if not m.any(): continue
+            r = m if regions is None else best_region(m, regions[i])
+            c[i, k] = xx[r].mean(), yy[r].mean()
     return c
 
 def slot_region_centres(run, images: np.ndarray, instance: np.ndarray) -> np.ndarray:
@@ -41,17 +49,7 @@ def slot_region_centres(run, images: np.ndarray, instance: np.ndarray) -> np.nda
     from glass.checkpoint import find_checkpoint, load_checkpoint
     from glass.toy.demo import slot_argmax
     with torch.no_grad(): regions = slot_argmax(load_checkpoint(find_checkpoint(run))[1], images)
-    n, H, W = instance.shape
-    yy, xx = np.meshgrid((np.arange(H) + 0.5) / H, (np.arange(W) + 0.5) / W, indexing="ij")
-    c = np.full((n, 3, 2), np.nan, np.float32)
-    for i in range(n):
-        for k in range(3):
-            m = instance[i] == k + 1
-            if not m.any(): continue
-            ious = [(m & (regions[i] == j)).sum() / max((m | (regions[i] == j)).sum(), 1) for j in range(1, regions[i].max() + 1)]
-            r = regions[i] == 1 + int(np.argmax(ious))
-            c[i, k] = xx[r].mean(), yy[r].mean()
-    return c
+    return object_centres(instance, regions)
 
 def variants(obj: np.ndarray, cls: np.ndarray, centres: np.ndarray, rng: np.random.Generator) -> dict:
     "Name -> object features (n,3,30): the oracle, and the oracle with parts removed or corrupted."
