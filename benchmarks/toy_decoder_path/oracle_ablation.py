@@ -13,6 +13,7 @@ import argparse, json
 from pathlib import Path
 import numpy as np, torch
 from glass.decoder import SlotDecoder
+from glass.metrics import contingency, iou_from_contingency
 from glass.toy.demo import placement, psnr
 from glass.toy.model import fourier_features, load_layout_tokens, load_toy_pipeline, scene_layouts
 from glass.toy.world import render_split
@@ -24,22 +25,29 @@ def centre_code(centres: np.ndarray) -> np.ndarray:
     "Fourier code (..., 16) of object centres (..., 2) in [0, 1], x then y, as `scene_layouts` writes it."
     return np.concatenate([fourier_features(centres[..., 0]), fourier_features(centres[..., 1])], -1).astype(np.float32)
 
-def best_region(m: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    "The region of label map `regions` (H,W; labels 1..) whose IoU with the boolean mask `m` (H,W) is highest."
-    ious = [(m & (regions == j)).sum() / max((m | (regions == j)).sum(), 1) for j in range(1, regions.max() + 1)]
-    return regions == 1 + int(np.argmax(ious))
+def best_slots(regions: np.ndarray, instance: np.ndarray, objects: int = 3) -> np.ndarray:
+    """For each of the first `objects` objects of instance maps (n,H,W), the label (1..S) of the region of slot label
+    maps `regions` (n,H,W) whose IoU with it is highest (`glass.metrics`' slot-object IoU, as mBO takes its best);
+    0 where the object is absent: (n, objects)."""
+    best = np.zeros((len(instance), objects), np.int64)
+    for i, (reg, inst) in enumerate(zip(regions, instance)):
+        n, vals = contingency(reg, int(reg.max()) + 1, inst)
+        iou = iou_from_contingency(n, vals > 0)
+        for col, v in enumerate(vals[vals > 0].tolist()):
+            if v <= objects: best[i, v - 1] = int(iou[:, col].argmax())
+    return best
 
 def object_centres(instance: np.ndarray, regions: np.ndarray | None = None) -> np.ndarray:
     """Centres (n, 3, 2) of the first three objects of instance maps (n,H,W), x then y in (0, 1), NaN where absent;
     with slot label maps `regions` (n,H,W), the centre of each object's best-overlapping region instead."""
     n, H, W = instance.shape
     yy, xx = np.meshgrid((np.arange(H) + 0.5) / H, (np.arange(W) + 0.5) / W, indexing="ij")
+    best = None if regions is None else best_slots(regions, instance)
     c = np.full((n, 3, 2), np.nan, np.float32)
     for i in range(n):
         for k in range(3):
-            m = instance[i] == k + 1
-            if not m.any(): continue
-            r = m if regions is None else best_region(m, regions[i])
+            if not (instance[i] == k + 1).any(): continue
+            r = instance[i] == k + 1 if regions is None else regions[i] == best[i, k]
             c[i, k] = xx[r].mean(), yy[r].mean()
     return c
 
@@ -51,11 +59,14 @@ def slot_region_centres(run, images: np.ndarray, instance: np.ndarray) -> np.nda
     with torch.no_grad(): regions = slot_argmax(load_checkpoint(find_checkpoint(run))[1], images)
     return object_centres(instance, regions)
 
+def with_centres(obj: np.ndarray, cls: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    "Object features (n,3,30) `obj` with the position code of `centres` (n,3,2) (clipped to [0, 1]) for present objects."
+    o = obj.copy(); o[..., POSITION] = np.where((cls >= 0)[..., None], centre_code(np.clip(centres, 0, 1)), 0)
+    return o
+
 def variants(obj: np.ndarray, cls: np.ndarray, centres: np.ndarray, rng: np.random.Generator) -> dict:
     "Name -> object features (n,3,30): the oracle, and the oracle with parts removed or corrupted."
-    present = (cls >= 0)[..., None]
-    def with_code(c):
-        o = obj.copy(); o[..., POSITION] = np.where(present, centre_code(np.clip(c, 0, 1)), 0); return o
+    with_code = lambda c: with_centres(obj, cls, c)
     out = {"oracle": obj}
     o = obj.copy(); o[..., POSITION] = 0; out["no position code"] = o
     o = obj.copy(); o[..., COLOUR] = 0; o[..., SIZE] = 0; out["no colour or size"] = o
@@ -78,14 +89,11 @@ def main(argv=None):
     lay = load_layout_tokens(a.model, pipe.tokenizer)
     obj, cls, bg = scene_layouts(val.images, val.instance, [r["objects"] for r in val.records])
     x = torch.from_numpy(val.images).permute(0, 3, 1, 2).float() / 255
-    res, centres = {}, object_centres(val.instance)
-    runs = {}
+    res, runs, centres = {}, {}, object_centres(val.instance)
     for run in a.run:
-        o = obj.copy(); found = slot_region_centres(run, val.images, val.instance)
-        o[..., POSITION] = np.where((cls >= 0)[..., None], centre_code(np.nan_to_num(found, nan=0.5)), 0)
-        err = (found - centres)[cls >= 0]
-        print(f"{run}: region centre error sd {np.round(err.std(0), 3)}", flush=True)
-        runs[f"centres of the best slot regions of {run}"] = o
+        found = slot_region_centres(run, val.images, val.instance)
+        print(f"{run}: region centre error sd {np.round((found - centres)[cls >= 0].std(0), 3)}", flush=True)
+        runs[f"centres of the best slot regions of {run}"] = with_centres(obj, cls, np.nan_to_num(found, nan=0.5))
     for name, o in {**variants(obj, cls, centres, np.random.default_rng(0)), **runs}.items():
         toks = lay(pipe.text_encoder, *(torch.from_numpy(v) for v in (o, cls, bg)), torch.Generator().manual_seed(0))
         rec = dec.reconstruct(toks, steps=a.steps, seed=0)

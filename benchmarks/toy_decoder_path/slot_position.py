@@ -6,12 +6,16 @@ from the GRU's output and from the final slot (after the residual MLP); how much
 the initial noise and the centroid explain; and how far each object's best slot's attention centroid is from the
 object's centre:
 `python benchmarks/toy_decoder_path/slot_position.py RUN [RUN ...] [--n 500]`."""
-import argparse, json
+import argparse, json, sys
+from pathlib import Path
+import numpy as np
 import torch
 import torch.nn.functional as F
 from glass.checkpoint import find_checkpoint, load_checkpoint
 from glass.slots import cartesian_grid, item_keys
 from glass.toy.world import render_split
+sys.path.insert(0, str(Path(__file__).parent))
+from oracle_ablation import best_slots
 
 def r2(F: torch.Tensor, T: torch.Tensor) -> float:
     "In-sample R^2 of the least-squares fit of targets T (..., k) from features F (..., d) with a bias."
@@ -21,29 +25,25 @@ def r2(F: torch.Tensor, T: torch.Tensor) -> float:
     return round(float(1 - (F @ W - T).pow(2).sum() / (T - T.mean(0)).pow(2).sum()), 3)
 
 def centroid_error(masks: torch.Tensor, centroid: torch.Tensor, instance) -> dict:
-    """For each object of instance maps (B,H,W), the slot whose argmax mask overlaps it best (IoU, at the masks'
-    grid): the sd per axis of (that slot's attention centroid - the object's centre), the same for the centre of the
-    slot's argmax region, and the objects' mean IoU."""
+    """For each object of instance maps (B,H,W), the slot whose argmax region overlaps it best (IoU, at the masks'
+    grid; `oracle_ablation.best_slots`): the sd per axis of (that slot's attention centroid - the object's centre),
+    the same for the centre of the slot's argmax region, and the objects' mean best IoU."""
     B, S, h, w = masks.shape
     full = torch.as_tensor(instance)
-    inst = F.interpolate(full[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()   # the objects at the slots' grid
+    inst = F.interpolate(full[:, None].float(), size=(h, w), mode="nearest")[:, 0].long().numpy()   # objects at the grid
+    regions = masks.argmax(1).numpy() + 1
+    best = best_slots(regions, inst, objects=int(inst.max()))
     pos = cartesian_grid(*full.shape[1:], masks.device, torch.float64)[..., :2]            # centres at full resolution
-    own = F.one_hot(masks.argmax(1), S).bool()                                     # (B,h,w,S)
     grid = cartesian_grid(h, w, masks.device, torch.float64)[..., :2]
     err, err_hard, ious = [], [], []
-    for b in range(B):
-        for k in range(1, int(inst[b].max()) + 1):
-            m = inst[b] == k
-            if not m.any(): continue
-            inter = (own[b] & m[..., None]).sum((0, 1)); union = (own[b] | m[..., None]).sum((0, 1))
-            iou = inter / union.clamp(min=1); j = int(iou.argmax())
-            centre = pos[full[b] == k].mean(0)
-            err.append(centroid[b, j].double() - centre); ious.append(float(iou[j]))
-            err_hard.append(grid[own[b, ..., j]].mean(0) - centre)
+    for b, k in zip(*np.nonzero(best)):
+        r, m, centre = regions[b] == best[b, k], inst[b] == k + 1, pos[full[b] == k + 1].mean(0)
+        err.append(centroid[b, best[b, k] - 1].double() - centre); err_hard.append(grid[torch.from_numpy(r)].mean(0) - centre)
+        ious.append((r & m).sum() / (r | m).sum())
     sd = lambda e: [round(float(x), 3) for x in torch.stack(e).std(0)]
     return {"sd x, y": sd(err), "rms": round(float(torch.stack(err).pow(2).sum(1).mean().sqrt()), 3),
             "sd x, y of the argmax region's centre": sd(err_hard), "objects": len(ious),
-            "mean best IoU": round(sum(ious) / len(ious), 3)}
+            "mean best IoU": round(float(np.mean(ious)), 3)}
 
 @torch.no_grad()
 def trace(run, n: int) -> dict:
