@@ -12,8 +12,8 @@ from .shards import *
 from .viz import *
 
 # %% auto #0
-__all__ = ['DTYPES', 'COMMANDS', 'seed_everything', 'get_device', 'get_dtype', 'error_message', 'debug_requested', 'command',
-           'glass_cli']
+__all__ = ['DTYPES', 'PORTABLE_CPU_KERNELS', 'COMMANDS', 'seed_everything', 'get_device', 'get_dtype', 'portable_cpu_kernels',
+           'cpu_kernels', 'error_message', 'debug_requested', 'command', 'glass_cli']
 
 # %% ../nbs/04_core.ipynb #752d344d
 def seed_everything(seed: int) -> None:
@@ -38,6 +38,24 @@ def get_dtype(precision: str, device=None):
     dt = getattr(torch, DTYPES[precision])
     if device is not None and torch.device(device).type == "cpu" and dt is torch.float16: return torch.float32
     return dt
+
+# %% ../nbs/04_core.ipynb #9f92a085
+PORTABLE_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+def portable_cpu_kernels(environ=None) -> dict:
+    """Hold ATen, MKL and oneDNN to their AVX2 code paths on an x86-64 machine by setting `PORTABLE_CPU_KERNELS` in
+    `environ` (default: this process's environment) where not already set, and return the settings in effect."""
+    import platform
+    env = os.environ if environ is None else environ
+    if platform.machine().lower() not in ("x86_64", "amd64"): return {}
+    for k, v in PORTABLE_CPU_KERNELS.items(): env.setdefault(k, v)
+    return {k: env[k] for k in PORTABLE_CPU_KERNELS}
+
+def cpu_kernels() -> str:
+    "The CPU code paths this process computes with, in words: ATen's capability and any MKL or oneDNN limit."
+    import torch
+    held = [f"{k}={os.environ[k]}" for k in ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)]
+    return f"{torch.backends.cpu.get_cpu_capability()} kernels" + (f"; {', '.join(held)}" if held else "")
 
 # %% ../nbs/04_core.ipynb #8c857d02
 _OS_HINTS = {errno.ENOSPC: "the disk is full: free space and rerun the same command (complete files are kept, it resumes)",

@@ -5,10 +5,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from glass.checkpoint import list_checkpoints
+from glass.core import PORTABLE_CPU_KERNELS
 from glass.outputs import LOCK_NAME
 from glass.toy import demo, model as toy_model
 
 pytestmark = pytest.mark.xdist_group("demo")   # its module-scoped fixtures are built once, on one worker
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker_environment():
+    "glass-demo holds the CPU kernels by setting variables in its own process: give the test worker its own back afterwards."
+    saved = {k: os.environ.get(k) for k in PORTABLE_CPU_KERNELS}
+    yield
+    for k, v in saved.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +64,7 @@ def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit) as e: demo.main(["--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for opt in ("--out", "--quick", "--retrain", "--model", "--set", "--fresh", "--steps", "--minutes", "--runs", "--threads", "pretrain"):
+    for opt in ("--out", "--quick", "--retrain", "--model", "--set", "--fresh", "--steps", "--minutes", "--runs", "--threads", "--kernels", "pretrain"):
         assert opt in text, opt
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..config import GlassConfig, preset, apply_overrides, parse_overrides, save_config, config_diff, flatten_config
-from ..core import command, get_device
+from ..core import command, cpu_kernels, get_device, portable_cpu_kernels
 from ..io import asset_path, atomic_write_text
 from ..metrics import DISCOVERY_KEYS
 from ..slots import item_keys
@@ -22,14 +22,14 @@ from .model import has_toy_model, load_toy_pipeline, pretrain, pretrain_command,
 
 # %% auto #0
 __all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'DEFAULT_RUNS', 'PROBE_STEPS', 'DECODER_PATH_TIMESTEPS',
-           'INSTANCE_GENERATION', 'RUN_THREADS', 'ORPHAN_GRACE_S', 'departures', 'DemoSize', 'demo_config',
+           'INSTANCE_GENERATION', 'KERNELS', 'RUN_THREADS', 'ORPHAN_GRACE_S', 'departures', 'DemoSize', 'demo_config',
            'class_id_map', 'scene_classes', 'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores',
            'write_real_shards', 'select_runs', 'run_metrics', 'probe_summary', 'train_and_evaluate', 'diffusion_losses',
            'conditioning_gap', 'psnr', 'placement', 'decoder_path', 'unconditional_reference', 'scenes_figure',
            'generated_figure', 'slots_figure', 'losses_figure', 'reconstructions_figure', 'slot_argmax',
-           'instances_figure', 'repeated_report', 'report_markdown', 'usable_cores', 'run_job', 'demo_job',
-           'steps_done', 'die_with_parent', 'exit_if_orphaned', 'parallel_runs', 'run_demo', 'generated_scores',
-           'build_parser', 'main']
+           'instances_figure', 'repeated_report', 'report_markdown', 'hold_kernels', 'usable_cores', 'run_job',
+           'demo_job', 'steps_done', 'die_with_parent', 'exit_if_orphaned', 'parallel_runs', 'run_demo',
+           'generated_scores', 'build_parser', 'main']
 
 # %% ../../nbs/97_toy_demo.ipynb #0562a679
 TOY_DEPARTURES = {
@@ -445,7 +445,8 @@ def report_markdown(metrics: dict, details: dict) -> str:
     ratio = lambda p: runs["glass"][p]["mbo_i"] / max(runs["unguided"][p]["mbo_i"], 1e-9)
     L += ["", f"GLASS / unguided, mBO_i: **{ratio('dinosaur'):.2f}x** (DINOSAUR protocol), **{ratio('glass'):.2f}x** "
           "(GLASS-release protocol); the paper's COCO Table 3: Stable-LSD 25.9 -> GLASS 35.3, **1.36x**. One toy run "
-          "moves with the seed and with the CPU's kernels (the demo chapter gives the spread), so compare ratios, not digits."]
+          "moves with the seed, and with the CPU unless its kernels are held (`--kernels portable`, the default); the demo "
+          "chapter gives the spread, so compare ratios, not digits."]
     if "gt_masks" in runs and runs["gt_masks"]["dinosaur"]["mbo_i"] < runs["glass"]["dinosaur"]["mbo_i"]:
         L += ["", "At this budget the ground-truth-mask run ends below GLASS. It is the upper bound on the *masks* (exact "
               "instead of attention-derived), not on slots trained for a few minutes: in the demo chapter ('What the runs "
@@ -495,14 +496,28 @@ class _Stages:
     def add(self, name, secs): self.seconds[name] = self.seconds.get(name, 0.0) + secs
     def total(self): return time.perf_counter() - self.t0
 
+KERNELS = ("portable", "native")
+
+def hold_kernels(kernels: str, verbose: bool = True):
+    """Compute on the CPU's `kernels`: `portable` holds ATen, MKL and oneDNN to their AVX2 code paths
+    (`glass.core.portable_cpu_kernels`), so the numbers are the same on every x86-64 CPU with AVX2; `native` leaves
+    each library to pick the fastest path for this CPU. Says so when this process had already chosen other kernels."""
+    if kernels not in KERNELS: raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {kernels!r}")
+    if kernels == "native": return
+    held = portable_cpu_kernels()
+    in_use = torch.backends.cpu.get_cpu_capability()
+    if held and in_use not in (held["ATEN_CPU_CAPABILITY"].upper(), "DEFAULT") and verbose:
+        print(f"[glass-demo] note: this process already computes with PyTorch's {in_use} kernels, so its own stages "
+              "keep them (the runs' processes use AVX2); start glass-demo in a fresh process for portable numbers")
+
 def usable_cores() -> int:
     "The number of CPU cores this process may run on (its affinity mask where the system has one)."
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 def _machine() -> str:
-    "The machine in words, with the CPU kernels PyTorch dispatches to (on them depend the demo's numbers)."
+    "The machine in words, with the CPU code paths PyTorch computes with (on them depend the demo's numbers)."
     import platform
-    return (f"{platform.machine()} ({torch.backends.cpu.get_cpu_capability()} kernels), {os.cpu_count()} CPU cores, "
+    return (f"{platform.machine()} ({cpu_kernels()}), {os.cpu_count()} CPU cores, "
             f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s)")
 
 def _check_settings(out: Path, settings: dict, fresh: bool):
@@ -697,20 +712,25 @@ def _write_results(out: Path, st, say, run: dict, pm: dict, gen_vs_colour: dict,
 
 def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=None, overrides: dict | None = None,
              size: DemoSize | None = None, seed: int = 0, threads: int | None = None, device: str = "cpu", fresh: bool = False,
-             pretrain_steps: int | None = None, progress: bool = True, verbose: bool = True, runs=None) -> dict:
+             pretrain_steps: int | None = None, progress: bool = True, verbose: bool = True, runs=None,
+             kernels: str = "portable") -> dict:
     """The whole demo into `out`: world, (pretraining), pseudo-mask quality, generation, four slot-training runs,
-    evaluation, figures, `metrics.json`, `details.json`, `report.md`. Reruns resume finished stages. Returns metrics."""
+    evaluation, figures, `metrics.json`, `details.json`, `report.md`, on the CPU's `kernels` (`hold_kernels`). Reruns
+    resume finished stages. Returns metrics."""
     out, size, overrides = Path(out), size or SIZES["quick" if quick else "full"], dict(overrides or {})
     runs = select_runs(runs)                                  # a bad name fails here, before any work
+    if kernels not in KERNELS: raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {kernels!r}")
+    dev = get_device(device); cpu = dev.type == "cpu"
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads or usable_cores())
     st, say = _Stages(verbose), (print if verbose else (lambda *a, **k: None))
-    dev = get_device(device); cpu = dev.type == "cpu"
     try:
         path, note = _choose_model(out, model, retrain)      # decided first: it is part of the run's settings
         cfg_for = lambda **change: demo_config(path, size, seed, **{**overrides, **change})
         cfg = cfg_for()                                       # a bad override fails here, before any work
         _check_settings(out, json.loads(json.dumps({"size": asdict(size), "seed": seed, "model": str(path),
-                                                    "overrides": {k: str(v) for k, v in overrides.items()}})), fresh)
+                                                    "overrides": {k: str(v) for k, v in overrides.items()},
+                                                    "kernels": kernels if cpu else "not a CPU"})), fresh)
+        if cpu: hold_kernels(kernels, verbose)               # after the settings check: a refused rerun changes nothing
         train_split, val, repeated = _stage_world(st, out, size, seed)
         pretrain_log = _stage_pretrain(st, path, note, fresh, pretrain_steps or (100 if quick else PRETRAIN_STEPS), seed, progress,
                                        torch.get_num_threads())
@@ -779,6 +799,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", metavar="NAMES", help=f"comma-separated runs, or 'all' (default {','.join(DEFAULT_RUNS)}; "
                    f"all: {','.join(RUNS)})")
     p.add_argument("--device", default="cpu", help="cpu (default; the numbers in the docs), cuda, or auto")
+    p.add_argument("--kernels", choices=KERNELS, default="portable",
+                   help="portable (default): hold PyTorch's CPU arithmetic (ATen, MKL, oneDNN) to its AVX2 code paths, "
+                        "so the numbers are the same on every x86-64 CPU with AVX2 and match the docs; native: the "
+                        "fastest paths of this CPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also GLASS_DEBUG=1)")
     g = p.add_argument_group("pretrain")
@@ -792,12 +816,14 @@ def main(argv=None):
     "The `glass-demo` console script (results are in the files it writes; it returns nothing, so the exit status is 0)."
     a = build_parser().parse_args(argv)
     if a.command == "pretrain":
+        hold_kernels(a.kernels)              # before anything computes: each library reads its switch once (run_demo too)
         pretrain_command(a.out_model, a.steps, a.minutes, a.seed, a.threads or usable_cores(), progress=not a.no_progress)
         return
     size = SIZES["quick" if a.quick else "full"]
     size = replace(size, **{k: v for k, v in (("n_train", a.n_train), ("n_val", a.n_val), ("train_steps", a.train_steps)) if v})
     run_demo(a.out, quick=a.quick, retrain=a.retrain, model=a.model, overrides=parse_overrides(a.set), size=size,
-             seed=a.seed, threads=a.threads, device=a.device, fresh=a.fresh, progress=not a.no_progress, runs=a.runs)
+             seed=a.seed, threads=a.threads, device=a.device, fresh=a.fresh, progress=not a.no_progress, runs=a.runs,
+             kernels=a.kernels)
 
 # %% ../../nbs/97_toy_demo.ipynb #904505ce
 if __name__ == "__main__" and "get_ipython" not in globals(): main()

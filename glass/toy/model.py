@@ -42,15 +42,16 @@ def toy_tokenizer(path=None):
     from glass.tokenizers import build_clip_tokenizer
     return build_clip_tokenizer(TOY_WORDS, path=path, max_length=TOY_MAX_TOKENS)
 
-def toy_unet_config(cross_attention_dim: int = 64, channels=(48, 96)) -> dict:
+def toy_unet_config(cross_attention_dim: int = 64, channels=(48, 96), heads: int = 4) -> dict:
     """Config of the toy `UNet2DConditionModel`: latent 16x16x4, one level per entry of `channels` (16x16, 8x8, ...),
-    cross- and self-attention at every level but the lowest (two levels: at 16x16 only)."""
+    cross- and self-attention with `heads` heads at every level but the lowest (two levels: at 16x16 only); diffusers
+    reads its `attention_head_dim` as the number of heads."""
     n = len(channels)
     return dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=tuple(channels),
                 norm_num_groups=16, cross_attention_dim=cross_attention_dim,
                 down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
                 up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
-                mid_block_type="UNetMidBlock2D", attention_head_dim=(4,) * n, use_linear_projection=True)
+                mid_block_type="UNetMidBlock2D", attention_head_dim=(heads,) * n, use_linear_projection=True)
 
 def shifted_cosine_betas(shift: float = 1.0, n: int = 1000, max_beta: float = 0.999) -> list:
     "Betas of the cosine schedule (diffusers' `squaredcos_cap_v2`) with its log-SNR moved by -2 log(`shift`)."
@@ -71,11 +72,11 @@ def toy_scheduler(kind: str = "ddim", shift: float = 1.0):
     return DDIMScheduler(**kw, set_alpha_to_one=False, steps_offset=1)
 
 def build_toy_parts(seed: int = 0, dim: int = 64, channels=(48, 96), text_layers: int = 0,
-                    position_embeddings: bool = False, vae_attention: bool = True) -> dict:
+                    position_embeddings: bool = False, vae_attention: bool = True, heads: int = 4) -> dict:
     """Untrained parts of the toy pipeline: tokenizer, text encoder, VAE, UNet (random weights from `seed`).
     `text_layers` transformer layers in the text encoder (0: token embedding + LayerNorm only); without
     `position_embeddings` the text encoder's position table is zero and frozen, so a word has one key wherever it stands;
-    without `vae_attention` the VAE's middle block has no self-attention layer."""
+    without `vae_attention` the VAE's middle block has no self-attention layer; the UNet's attention has `heads` heads."""
     from diffusers import UNet2DConditionModel, AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
     seed_everything(seed)
@@ -92,7 +93,7 @@ def build_toy_parts(seed: int = 0, dim: int = 64, channels=(48, 96), text_layers
     vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32),
                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
                         layers_per_block=1, norm_num_groups=16, sample_size=32, mid_block_add_attention=vae_attention)
-    unet = UNet2DConditionModel(**toy_unet_config(dim, channels))
+    unet = UNet2DConditionModel(**toy_unet_config(dim, channels, heads))
     with torch.no_grad():                      # sharper cross-attention from the start: queries x4
         for name, m in unet.named_modules():
             if name.endswith("attn2"): m.to_q.weight.mul_(4.0)
@@ -265,7 +266,8 @@ def _prepare(out: Path, settings: dict, seed: int, n_scenes: int, vae_steps: int
     data = render_split("pretrain", n_scenes, seed, progress=progress)
     X = torch.from_numpy(data.images).permute(0, 3, 1, 2).float() / 127.5 - 1
     parts = build_toy_parts(seed, channels=settings["channels"], text_layers=settings["text_layers"],
-                            position_embeddings=settings["position_embeddings"], vae_attention=settings["vae_attention"])
+                            position_embeddings=settings["position_embeddings"], vae_attention=settings["vae_attention"],
+                            heads=settings["heads"])
     r = SimpleNamespace(**parts, settings=settings, records=data.records, g=torch.Generator().manual_seed(seed),
                         state_file=_state_path(out))
     r.layout = None
@@ -415,12 +417,12 @@ def pretrain(out, steps: int = PRETRAIN_STEPS, minutes: float | None = None, see
              checkpoint_every: int = 100, max_steps: int | None = None, progress: bool = True, channels=(48, 96),
              text_layers: int = 0, position_embeddings: bool = False, prompt_mix: dict | None = None,
              noise_shift: float = NOISE_SHIFT, layout_fraction: float = LAYOUT_FRACTION, vae_batch_size: int | None = None,
-             vae_attention: bool = True, device: str = "cpu") -> dict:
+             vae_attention: bool = True, heads: int = 4, device: str = "cpu") -> dict:
     """Train the toy text-to-image model and write it to `out` as a `StableDiffusionPipeline` folder, with
     `train_log.json`, `loss.png` and `samples.png`. Runs `steps` UNet steps; `minutes` or `max_steps` stop it early
     (the folder is written, and the state file beside it lets a later call with the same settings resume);
     `layout_fraction` of each batch is conditioned on layout tokens instead of prompts; the VAE trains on batches of
-    `vae_batch_size` (default: `batch_size`)."""
+    `vae_batch_size` (default: `batch_size`); the UNet's attention has `heads` heads."""
     out = Path(out)
     prompt_mix = dict(prompt_mix or PROMPT_FORMS)
     if not 0 <= layout_fraction < 1: raise ValueError(f"layout_fraction must be in [0, 1); got {layout_fraction}")
@@ -428,7 +430,7 @@ def pretrain(out, steps: int = PRETRAIN_STEPS, minutes: float | None = None, see
     settings = dict(steps=steps, seed=seed, n_scenes=n_scenes, vae_steps=vae_steps, batch_size=batch_size, lr=lr, ema=ema,
                     channels=list(channels), text_layers=text_layers, position_embeddings=position_embeddings,
                     prompt_forms=prompt_mix, noise_shift=noise_shift, layout_fraction=layout_fraction,
-                    vae_batch_size=vae_batch_size or batch_size, vae_attention=vae_attention)
+                    vae_batch_size=vae_batch_size or batch_size, vae_attention=vae_attention, heads=heads)
     dev = torch.device(device)
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads)
     t_start = time.perf_counter()
