@@ -5,14 +5,16 @@ setting overrides, and score it on `val` and on the `repeated` split:
   python experiments/demo_runs.py glass /tmp/demo --set slots.spatial_prior=1 slots.iters=5 train.seed=1 --tag prior_s1
   python experiments/demo_runs.py glass /tmp/demo_l3 --model /tmp/sd-l3 --tag l3   # a demo run with glass-demo --model
 
-It writes experiments/results/demo_runs_<run>_<tag>.json (tag default `seed0`)."""
+It writes experiments/results/demo_runs_<run>_<tag>.json (tag default `seed0`). Like `glass-demo`, it computes on the
+portable CPU paths unless `--kernels native` (so its numbers compare with the demo's); the results files written
+before that option existed were computed on their machine's own paths."""
 import argparse, json
 from pathlib import Path
 import torch
 from glass.io import asset_path
 from glass.config import parse_overrides
 from glass.toy.world import render_split
-from glass.toy.demo import demo_config, SIZES, RUNS, run_metrics, train_and_evaluate
+from glass.toy.demo import demo_config, hold_kernels, KERNELS, SIZES, RUNS, run_metrics, train_and_evaluate
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -21,7 +23,9 @@ def main(argv=None):
     p.add_argument("--tag", default="seed0", help="suffix of the results file and of the run folder")
     p.add_argument("--probe-steps", type=int, default=0, help="steps of the class probe (0: none)")
     p.add_argument("--model", help="the toy model the demo ran on (default: the shipped one)")
+    p.add_argument("--kernels", choices=KERNELS, default="portable", help="CPU code paths, as glass-demo's --kernels")
     a = p.parse_args(argv)
+    hold_kernels(a.kernels)
     torch.set_num_threads(1)
     size = SIZES["full"]
     val, rep = render_split("val", size.n_val, 0), render_split("repeated", size.n_repeated, 0)
