@@ -498,11 +498,15 @@ class _Stages:
 
 KERNELS = ("portable", "native")
 
+def _check_kernels(kernels: str):
+    "Refuse a `kernels` value that is not one of `KERNELS`."
+    if kernels not in KERNELS: raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {kernels!r}")
+
 def hold_kernels(kernels: str, verbose: bool = True):
     """Compute on the CPU's `kernels`: `portable` holds ATen, MKL and oneDNN to their AVX2 code paths
-    (`glass.core.portable_cpu_kernels`), so the numbers are the same on every x86-64 CPU with AVX2; `native` leaves
+    (`glass.core.portable_cpu_kernels`), so that CPUs with other vector units give the same numbers; `native` leaves
     each library to pick the fastest path for this CPU. Says so when this process had already chosen other kernels."""
-    if kernels not in KERNELS: raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {kernels!r}")
+    _check_kernels(kernels)
     if kernels == "native": return
     held = portable_cpu_kernels()
     in_use = torch.backends.cpu.get_cpu_capability()
@@ -719,7 +723,7 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
     resume finished stages. Returns metrics."""
     out, size, overrides = Path(out), size or SIZES["quick" if quick else "full"], dict(overrides or {})
     runs = select_runs(runs)                                  # a bad name fails here, before any work
-    if kernels not in KERNELS: raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {kernels!r}")
+    _check_kernels(kernels)
     dev = get_device(device); cpu = dev.type == "cpu"
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads or usable_cores())
     st, say = _Stages(verbose), (print if verbose else (lambda *a, **k: None))
@@ -801,8 +805,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu (default; the numbers in the docs), cuda, or auto")
     p.add_argument("--kernels", choices=KERNELS, default="portable",
                    help="portable (default): hold PyTorch's CPU arithmetic (ATen, MKL, oneDNN) to its AVX2 code paths, "
-                        "so the numbers are the same on every x86-64 CPU with AVX2 and match the docs; native: the "
-                        "fastest paths of this CPU")
+                        "so that CPUs with other vector units give the numbers of the docs; native: the fastest paths "
+                        "of this CPU (pretraining is faster, the numbers move)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also GLASS_DEBUG=1)")
     g = p.add_argument_group("pretrain")
