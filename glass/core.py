@@ -54,7 +54,7 @@ def portable_cpu_kernels(environ=None) -> dict:
 def cpu_kernels() -> str:
     "The CPU code paths this process computes with, in words: ATen's capability and any MKL or oneDNN limit."
     import torch
-    held = [f"{k}={os.environ[k]}" for k in ("MKL_CBWR", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)]
+    held = [f"{k}={os.environ[k]}" for k in PORTABLE_CPU_KERNELS if k != "ATEN_CPU_CAPABILITY" and os.environ.get(k)]
     return f"{torch.backends.cpu.get_cpu_capability()} kernels" + (f"; {', '.join(held)}" if held else "")
 
 # %% ../nbs/04_core.ipynb #8c857d02

@@ -8,6 +8,7 @@ the portable CPU paths, as `glass-demo --retrain` does, unless `--kernels native
 import argparse, json, subprocess, sys
 from pathlib import Path
 import torch
+from glass.toy.demo import hold_kernels, KERNELS
 
 RESULTS = Path(__file__).parent/"results"
 PRETRAIN_KEYS = ("settings", "steps_done", "unet_seconds", "total_seconds", "torch_threads", "final_loss_mean_last_50")
@@ -25,11 +26,10 @@ def main(argv=None):
     p.add_argument("out"); p.add_argument("tag"); p.add_argument("kwargs", nargs="?", default="{}", help="pretrain keywords, JSON")
     p.add_argument("--threads", type=int, default=2); p.add_argument("--collect", action="store_true")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (rate and ETA) for the pretraining and the demo")
-    p.add_argument("--kernels", choices=["portable", "native"], default="portable", help="CPU code paths, as glass-demo's --kernels")
+    p.add_argument("--kernels", choices=KERNELS, default="portable", help="CPU code paths, as glass-demo's --kernels")
     a = p.parse_args(argv)
     out = Path(a.out)
     if not a.collect:
-        from glass.toy.demo import hold_kernels
         from glass.toy.model import pretrain, quiet_libraries
         quiet_libraries(); hold_kernels(a.kernels)
         pretrain(out/"toy-sd", progress=not a.no_progress, threads=a.threads, **json.loads(a.kwargs))

@@ -8,7 +8,7 @@ threads, as `glass-demo --retrain` uses on this 2-core machine; the kernels PyTo
   python benchmarks/toy_decoder_path/step_variants.py [unet|vae|all] [--compile]"""
 import argparse, contextlib, time
 import torch
-from glass.toy.model import build_toy_parts, quiet_libraries, toy_unet_config, TOY_MAX_TOKENS, LAYOUT_SLOTS
+from glass.toy.model import build_toy_parts, quiet_libraries, TOY_MAX_TOKENS, LAYOUT_SLOTS
 
 def autocast_if(on: bool):
     "bfloat16 autocast on the CPU when `on`, else nothing."
@@ -26,9 +26,7 @@ def unet_step(variant: str, batch: int = 64):
     p = build_toy_parts(0); unet, te = p["unet"], p["text_encoder"]
     ids = torch.randint(1, 20, (batch, TOY_MAX_TOKENS)); z = torch.randn(batch, 4, 16, 16); t = torch.randint(0, 1000, (batch,))
     if variant == "channels_last": unet = unet.to(memory_format=torch.channels_last); z = z.contiguous(memory_format=torch.channels_last)
-    if variant == "one_head":
-        from diffusers import UNet2DConditionModel
-        unet = UNet2DConditionModel(**{**toy_unet_config(), "attention_head_dim": (1, 1)})
+    if variant == "one_head": unet = build_toy_parts(0, heads=1)["unet"]
     if variant == "attn_processor":
         from diffusers.models.attention_processor import AttnProcessor
         unet.set_attn_processor(AttnProcessor())
