@@ -14,7 +14,8 @@ import torch
 from glass.io import asset_path
 from glass.config import parse_overrides
 from glass.toy.world import render_split
-from glass.toy.demo import demo_config, hold_kernels, KERNELS, SIZES, RUNS, run_metrics, train_and_evaluate
+from glass.core import hold_kernels, KERNELS
+from glass.toy.demo import demo_config, SIZES, RUNS, run_metrics, train_and_evaluate
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -25,7 +26,7 @@ def main(argv=None):
     p.add_argument("--model", help="the toy model the demo ran on (default: the shipped one)")
     p.add_argument("--kernels", choices=KERNELS, default="portable", help="CPU code paths, as glass-demo's --kernels")
     a = p.parse_args(argv)
-    hold_kernels(a.kernels)
+    hold_kernels(a.kernels, "demo_runs")
     torch.set_num_threads(1)
     size = SIZES["full"]
     val, rep = render_split("val", size.n_val, 0), render_split("repeated", size.n_repeated, 0)

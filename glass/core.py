@@ -12,8 +12,9 @@ from .shards import *
 from .viz import *
 
 # %% auto #0
-__all__ = ['DTYPES', 'PORTABLE_CPU_KERNELS', 'COMMANDS', 'seed_everything', 'get_device', 'get_dtype', 'portable_cpu_kernels',
-           'cpu_kernels', 'error_message', 'debug_requested', 'command', 'glass_cli']
+__all__ = ['DTYPES', 'PORTABLE_CPU_KERNELS', 'KERNELS', 'COMMANDS', 'seed_everything', 'get_device', 'get_dtype',
+           'portable_cpu_kernels', 'cpu_kernels', 'check_kernels', 'hold_kernels', 'error_message', 'debug_requested',
+           'command', 'glass_cli']
 
 # %% ../nbs/04_core.ipynb #752d344d
 def seed_everything(seed: int) -> None:
@@ -56,6 +57,26 @@ def cpu_kernels() -> str:
     import torch
     held = [f"{k}={os.environ[k]}" for k in PORTABLE_CPU_KERNELS if k != "ATEN_CPU_CAPABILITY" and os.environ.get(k)]
     return f"{torch.backends.cpu.get_cpu_capability()} kernels" + (f"; {', '.join(held)}" if held else "")
+
+KERNELS = ("portable", "native")
+
+def check_kernels(kernels: str) -> None:
+    "Refuse a `kernels` value that is not one of `KERNELS`."
+    if kernels not in KERNELS: raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {kernels!r}")
+
+def hold_kernels(kernels: str, who: str = "glass", verbose: bool = True) -> dict:
+    """Compute on the CPU's `kernels` and return what is held: `portable` holds ATen, MKL and oneDNN to their AVX2 code
+    paths (`portable_cpu_kernels`), so that CPUs with other vector units give the same numbers; `native` holds nothing
+    and leaves each library its fastest path; `who` says so when this process already computes with other kernels."""
+    check_kernels(kernels)
+    if kernels == "native": return {}
+    import torch
+    held = portable_cpu_kernels()
+    in_use = torch.backends.cpu.get_cpu_capability()
+    if held and in_use not in (held["ATEN_CPU_CAPABILITY"].upper(), "DEFAULT") and verbose:
+        print(f"[{who}] note: this process already computes with PyTorch's {in_use} kernels and keeps them (processes it "
+              f"starts use AVX2); start {who} in a fresh process for portable numbers")
+    return held
 
 # %% ../nbs/04_core.ipynb #8c857d02
 _OS_HINTS = {errno.ENOSPC: "the disk is full: free space and rerun the same command (complete files are kept, it resumes)",

@@ -14,7 +14,7 @@ from .io import atomic_write_text
 from .viz import palette, color_mask, overlay, to_uint8_image, image_grid, save_figure
 from .checkpoint import CHECKPOINT_LAYOUT, find_checkpoint, checkpoint_config, load_checkpoint
 from .slots import item_keys
-from .core import command
+from .core import KERNELS, command, cpu_kernels, hold_kernels
 import warnings
 from .config import config_diff
 from .config import check_overrides
@@ -391,8 +391,9 @@ def run_evaluation(checkpoint, data=None, dataset: str | None = None, out=None, 
     m = evaluate(model, reader, protocol=protocol or cfg.eval.protocol, cfg=cfg, name=name, limit=limit,
                  batch_size=batch_size, num_workers=num_workers, mask_size=mask_size, fid=fid, probe=probe, probe_steps=probe_steps,
                  progress=progress)
+    on_cpu = next(model.parameters()).device.type == "cpu"
     m.update({"checkpoint": str(folder), "step": int(step) if step.isdigit() else step, "config": cfg.name, "split": split,
-              "data": str(data if data is not None else cfg.data_dir)})
+              "data": str(data if data is not None else cfg.data_dir), "cpu_kernels": cpu_kernels() if on_cpu else None})
     label = f"{cfg.name} @ {folder.name}"
     files = write_report(m, out, name=label)
     files.update(write_figures(model, reader, out, cfg, n=figures, mask_size=mask_size) if figures else {})
@@ -427,6 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes (default 0)")
     p.add_argument("--figures", type=int, default=4, metavar="N", help="images in the figures (default 4; 0 = no figures)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
+    p.add_argument("--kernels", choices=KERNELS, default="native",
+                   help="CPU code paths: native (default) lets PyTorch's CPU libraries pick the fastest for this CPU; portable "
+                        "holds ATen, MKL and oneDNN to AVX2, so that a CPU evaluation gives the same numbers on x86-64 CPUs "
+                        "with other vector units; metrics.json names the paths used (cpu_kernels)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_args(p, default_preset=None)
     helps = {"preset": f"configuration preset ({', '.join(PRESETS)}) used only when the checkpoint has no config.json",
@@ -441,6 +446,7 @@ def main(argv=None) -> None:
     "`glass-eval`: see `--help`. Returns None (a console script's return value becomes its exit status)."
     p = build_parser()
     a = p.parse_args(argv)
+    hold_kernels(a.kernels, "glass-eval")           # before anything computes: each library reads its switch once
     if a.preset is not None and a.preset not in PRESETS: p.error(f"unknown preset {a.preset!r}; valid presets: {', '.join(PRESETS)}")
     try: over = check_overrides(parse_overrides(a.overrides))
     except (KeyError, ValueError) as e: p.error(e.args[0])

@@ -13,7 +13,7 @@ from .core import seed_everything
 from .io import atomic_path, atomic_write_text
 from .viz import overlay, to_uint8_image
 from .checkpoint import checkpoint_name, list_checkpoints, set_rng_state, find_resumable, write_checkpoint
-from .core import command
+from .core import KERNELS, command, cpu_kernels, hold_kernels
 from .io import read_jsonl
 from .outputs import folder_lock, remove_stale_temps
 from .shards import verify_shards
@@ -293,6 +293,13 @@ def _build_model(r: _Run, model=None) -> None:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)          # constant, with a state to checkpoint
     r.model, r.params, r.opt, r.sched = model, params, opt, sched
 
+def _say_other_kernels(r: _Run, ck_folder, state: dict) -> None:
+    "Say when a CPU run resumes on other CPU code paths than its checkpoint was computed with (`glass.core.cpu_kernels`)."
+    was, now = state.get("cpu_kernels"), cpu_kernels()
+    if r.device_type == "cpu" and was and was != now:
+        r.say(f"glass-train: {ck_folder.name} was computed with {was}, this process computes with {now}: the run goes "
+              "on, but it may not be bit-identical to an uninterrupted one (resume with the run's --kernels on its kind of CPU)")
+
 def _restore(r: _Run, ck_folder, ck, resume: bool) -> None:
     "Load the checkpoint's weights and states (or seed a fresh run), wrap the model for accelerate, tidy the run folder."
     t, acc, say = r.t, r.acc, r.say
@@ -302,6 +309,7 @@ def _restore(r: _Run, ck_folder, ck, resume: bool) -> None:
         r.opt.load_state_dict(ck["optimizer"]); r.sched.load_state_dict(ck["scheduler"])
         r.step, r.position = int(ck["state"]["step"]), int(ck["state"]["position"])
         say(f"glass-train: resumed from {ck_folder} (step {r.step}, data position {r.position})")
+        _say_other_kernels(r, ck_folder, ck["state"])
     r.wrapped, r.opt = acc.prepare(training_step_module(r.model), r.opt)
     if ck is not None and acc.scaler is not None and "scaler" in ck: acc.scaler.load_state_dict(ck["scaler"])
     if ck is None: seed_everything(t.seed + r.rank)
@@ -393,7 +401,7 @@ def _checkpoint_if_due(r: _Run, stop: dict) -> bool:
     signalled = acc.gather(torch.tensor([float(stop["signal"] is not None)], device=acc.device)).max().item() > 0
     if r.step % t.checkpoint_every == 0 or r.step == r.target or signalled:
         state = {"position": r.position, "world_size": r.world, "images_per_step": r.per_step, "seed": t.seed,
-                 "time": time.time()}
+                 "time": time.time(), "cpu_kernels": cpu_kernels() if r.device_type == "cpu" else None}
         r.summary["checkpoint"] = str(write_checkpoint(acc, r.out, r.step, state, acc.unwrap_model(r.wrapped).model,
                                                        r.opt, r.sched, r.cfg, t.keep_checkpoints))
     if signalled:
@@ -490,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels and math attention (slower): a resumed run then matches an uninterrupted one bit for bit on "
                         "a GPU too; without it, GPU atomics make any two runs differ slightly (on a CPU runs are always exact)")
+    p.add_argument("--kernels", choices=KERNELS, default="native",
+                   help="CPU code paths: native (default) lets PyTorch's CPU libraries pick the fastest for this CPU; portable "
+                        "holds ATen, MKL and oneDNN to AVX2, so that a CPU run gives the same numbers on x86-64 CPUs with "
+                        "other vector units (no effect on GPU arithmetic)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return add_config_args(p, None)   # no --preset/--config: the shards' config.json (written by glass-generate), else coco
 
@@ -510,6 +522,7 @@ def main(argv=None) -> None:
     "Entry point of `glass-train` (and `accelerate launch -m glass.train`). Returns None: a console script's return value is its exit status."
     p = build_parser()
     a = p.parse_args(argv)
+    hold_kernels(a.kernels, "glass-train")         # before anything computes: each library reads its switch once
     cfg = config_from_args(a, p)
     try:
         check_data(a.data)

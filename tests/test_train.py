@@ -75,6 +75,29 @@ def test_kill_and_resume_reaches_the_same_weights(setup, reference):
     np.testing.assert_allclose([r["loss"] for r in read_log(out)], ref_loss, rtol=1e-5)
 
 
+def test_kernels_are_recorded_and_a_resume_on_other_kernels_says_so(setup):
+    "`--kernels portable` holds a fresh glass-train process to AVX2 paths; its checkpoints name them; resuming on other paths says so."
+    from glass.core import PORTABLE_CPU_KERNELS
+    import platform
+    out, cfgf = setup["dir"] / "kernels", setup["dir"] / "cfg-kernels.json"
+    save_config(setup["cfg"], cfgf)
+    env = {k: v for k, v in ENV.items() if k not in PORTABLE_CPU_KERNELS}          # the native paths, whatever this process holds
+    def run(steps, kernels, *extra):
+        cmd = [sys.executable, "-m", "glass.train", "--config", str(cfgf), "--data", str(setup["data"]), "--out", str(out),
+               "--no-progress", "--log-with", "none", "--cpu", "--steps", str(steps), "--kernels", kernels, *extra]
+        r = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stdout, json.loads((out / "checkpoints" / checkpoint_name(steps) / "state.json").read_text())["cpu_kernels"]
+    _, portable = run(EVERY, "portable")
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert portable == "AVX2 kernels; MKL_CBWR=AVX2, ONEDNN_MAX_CPU_ISA=AVX2", portable
+    said, native = run(2 * EVERY, "native", "--resume")
+    assert native != portable and "MKL_CBWR" not in native, native
+    assert f"{checkpoint_name(EVERY)} was computed with {portable}, this process computes with {native}" in said, said
+    said, again = run(3 * EVERY, "native", "--resume")
+    assert again == native and "was computed with" not in said, said                  # the same paths: nothing to say
+
+
 def test_damaged_newest_checkpoint_falls_back(setup, reference, capsys):
     out = setup["dir"] / "damaged"
     shutil.copytree(reference, out)

@@ -8,7 +8,7 @@ the portable CPU paths, as `glass-demo --retrain` does, unless `--kernels native
 import argparse, json, subprocess, sys
 from pathlib import Path
 import torch
-from glass.toy.demo import hold_kernels, KERNELS
+from glass.core import hold_kernels, KERNELS
 
 RESULTS = Path(__file__).parent/"results"
 PRETRAIN_KEYS = ("settings", "steps_done", "unet_seconds", "total_seconds", "torch_threads", "final_loss_mean_last_50")
@@ -31,7 +31,7 @@ def main(argv=None):
     out = Path(a.out)
     if not a.collect:
         from glass.toy.model import pretrain, quiet_libraries
-        quiet_libraries(); hold_kernels(a.kernels)
+        quiet_libraries(); hold_kernels(a.kernels, "pretrain_and_demo")
         pretrain(out/"toy-sd", progress=not a.no_progress, threads=a.threads, **json.loads(a.kwargs))
         subprocess.run([sys.executable, "-m", "glass.toy.demo", "--model", str(out/"toy-sd"), "--out", str(out/"demo"), "--kernels", a.kernels]
                        + (["--no-progress"] if a.no_progress else []), check=True)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..config import GlassConfig, preset, apply_overrides, parse_overrides, save_config, config_diff, flatten_config
-from ..core import command, cpu_kernels, get_device, portable_cpu_kernels
+from ..core import KERNELS, check_kernels, command, cpu_kernels, get_device, hold_kernels
 from ..io import asset_path, atomic_write_text
 from ..metrics import DISCOVERY_KEYS
 from ..slots import item_keys
@@ -22,14 +22,14 @@ from .model import has_toy_model, load_toy_pipeline, pretrain, pretrain_command,
 
 # %% auto #0
 __all__ = ['TOY_DEPARTURES', 'SIZES', 'RUNS', 'GEN_SOURCES', 'DEFAULT_RUNS', 'PROBE_STEPS', 'DECODER_PATH_TIMESTEPS',
-           'INSTANCE_GENERATION', 'KERNELS', 'RUN_THREADS', 'ORPHAN_GRACE_S', 'departures', 'DemoSize', 'demo_config',
+           'INSTANCE_GENERATION', 'RUN_THREADS', 'ORPHAN_GRACE_S', 'departures', 'DemoSize', 'demo_config',
            'class_id_map', 'scene_classes', 'tap_real_scenes', 'real_scene_masks', 'mask_iou_scores',
            'write_real_shards', 'select_runs', 'run_metrics', 'probe_summary', 'train_and_evaluate', 'diffusion_losses',
            'conditioning_gap', 'psnr', 'placement', 'decoder_path', 'unconditional_reference', 'scenes_figure',
            'generated_figure', 'slots_figure', 'losses_figure', 'reconstructions_figure', 'slot_argmax',
-           'instances_figure', 'repeated_report', 'report_markdown', 'hold_kernels', 'usable_cores', 'run_job',
-           'demo_job', 'steps_done', 'die_with_parent', 'exit_if_orphaned', 'parallel_runs', 'run_demo',
-           'generated_scores', 'build_parser', 'main']
+           'instances_figure', 'repeated_report', 'report_markdown', 'usable_cores', 'run_job', 'demo_job',
+           'steps_done', 'die_with_parent', 'exit_if_orphaned', 'parallel_runs', 'run_demo', 'generated_scores',
+           'build_parser', 'main']
 
 # %% ../../nbs/97_toy_demo.ipynb #0562a679
 TOY_DEPARTURES = {
@@ -496,24 +496,6 @@ class _Stages:
     def add(self, name, secs): self.seconds[name] = self.seconds.get(name, 0.0) + secs
     def total(self): return time.perf_counter() - self.t0
 
-KERNELS = ("portable", "native")
-
-def _check_kernels(kernels: str):
-    "Refuse a `kernels` value that is not one of `KERNELS`."
-    if kernels not in KERNELS: raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {kernels!r}")
-
-def hold_kernels(kernels: str, verbose: bool = True):
-    """Compute on the CPU's `kernels`: `portable` holds ATen, MKL and oneDNN to their AVX2 code paths
-    (`glass.core.portable_cpu_kernels`), so that CPUs with other vector units give the same numbers; `native` leaves
-    each library to pick the fastest path for this CPU. Says so when this process had already chosen other kernels."""
-    _check_kernels(kernels)
-    if kernels == "native": return
-    held = portable_cpu_kernels()
-    in_use = torch.backends.cpu.get_cpu_capability()
-    if held and in_use not in (held["ATEN_CPU_CAPABILITY"].upper(), "DEFAULT") and verbose:
-        print(f"[glass-demo] note: this process already computes with PyTorch's {in_use} kernels, so its own stages "
-              "keep them (the runs' processes use AVX2); start glass-demo in a fresh process for portable numbers")
-
 def usable_cores() -> int:
     "The number of CPU cores this process may run on (its affinity mask where the system has one)."
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -723,7 +705,7 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
     resume finished stages. Returns metrics."""
     out, size, overrides = Path(out), size or SIZES["quick" if quick else "full"], dict(overrides or {})
     runs = select_runs(runs)                                  # a bad name fails here, before any work
-    _check_kernels(kernels)
+    check_kernels(kernels)
     dev = get_device(device); cpu = dev.type == "cpu"
     old_threads = torch.get_num_threads(); torch.set_num_threads(threads or usable_cores())
     st, say = _Stages(verbose), (print if verbose else (lambda *a, **k: None))
@@ -734,7 +716,7 @@ def run_demo(out="runs/demo", quick: bool = False, retrain: bool = False, model=
         _check_settings(out, json.loads(json.dumps({"size": asdict(size), "seed": seed, "model": str(path),
                                                     "overrides": {k: str(v) for k, v in overrides.items()},
                                                     "kernels": kernels if cpu else "not a CPU"})), fresh)
-        if cpu: hold_kernels(kernels, verbose)               # after the settings check: a refused rerun changes nothing
+        if cpu: hold_kernels(kernels, "glass-demo", verbose)               # after the settings check: a refused rerun changes nothing
         train_split, val, repeated = _stage_world(st, out, size, seed)
         pretrain_log = _stage_pretrain(st, path, note, fresh, pretrain_steps or (100 if quick else PRETRAIN_STEPS), seed, progress,
                                        torch.get_num_threads())
@@ -820,7 +802,7 @@ def main(argv=None):
     "The `glass-demo` console script (results are in the files it writes; it returns nothing, so the exit status is 0)."
     a = build_parser().parse_args(argv)
     if a.command == "pretrain":
-        hold_kernels(a.kernels)              # before anything computes: each library reads its switch once (run_demo too)
+        hold_kernels(a.kernels, "glass-demo")            # before anything computes: each library reads its switch once (run_demo too)
         pretrain_command(a.out_model, a.steps, a.minutes, a.seed, a.threads or usable_cores(), progress=not a.no_progress)
         return
     size = SIZES["quick" if a.quick else "full"]
