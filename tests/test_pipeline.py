@@ -1,7 +1,7 @@
 """The README's GPU recipe end to end, on a CPU with the tiny models, through the installed console scripts:
 glass-caption -> glass-generate -> glass-cache-features -> glass-train -> glass-eval on a tiny VOC tree, and the GLASS†
 branch (ground-truth labels -> glass-generate --preset voc-dagger -> glass-train, guidance on matched segments)."""
-import json, os, shutil, subprocess, sys
+import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pytest
@@ -82,18 +82,26 @@ def test_readme_recipe(voc, tiny):
     assert t["images"].shape == (1, 3, 64, 64) and t["latents"].shape == (1, 4, 8, 8) and t["masks"].shape == (1, 64, 64)
     assert [it["id"] for f in sorted((w / "gen").glob("shard-*.safetensors")) for it in read_shard(f, ["masks"])[1]] == kept
     # 3. frozen DINOv2 features, cached once
-    run("glass-cache-features", "--preset", "voc", "--data", "gen", "--device", "cpu", "--check", "1",
-        "--set", f"encoder.model={tiny['dinov2']}", "encoder.resolution=56", cwd=w)
+    r = run("glass-cache-features", "--preset", "voc", "--data", "gen", "--device", "cpu", "--check", "2",
+            "--set", f"encoder.model={tiny['dinov2']}", "encoder.resolution=56", cwd=w)
+    err = float(re.search(r"largest \|cached - on-the-fly\| over \d+ items: (\S+)", r.stdout).group(1))
+    assert err < 5e-3, r.stdout                                    # fp16 storage: rounded once, not recomputed otherwise
     assert sorted(p.name for p in (w / "gen" / "features").glob("shard-*.safetensors")) == \
         sorted(p.name for p in (w / "gen").glob("shard-*.safetensors"))
     # 4. slot training on the cached features (train.cache_features=true fails without a matching cache)
-    r = run("glass-train", "--preset", "voc", "--data", "gen", "--out", "run", "--steps", "4", *TRAIN, *tiny_sets(tiny),
+    r = run("glass-train", "--preset", "voc", "--data", "gen", "--out", "run", "--steps", "4", "--log-every", "1", *TRAIN, *tiny_sets(tiny),
             "--set", "train.cache_features=true", cwd=w)
     assert "glass-train: step 4" in r.stdout
     ck = w / "run" / "checkpoints" / "step-0000004"
     assert (ck / "model.safetensors").exists() and json.loads((w / "run" / "config.json").read_text())["train"]["cache_features"]
-    log = [json.loads(l) for l in (w / "run" / "log.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 4 and np.isfinite(log[-1]["loss"])
+    log = read_jsonl(w / "run" / "log.jsonl")
+    assert [r["step"] for r in log] == [1, 2, 3, 4] and np.isfinite(log[-1]["loss"])
+    # the same run on the encoder's features computed on the fly: the same steps, up to the cache's fp16 rounding
+    run("glass-train", "--preset", "voc", "--data", "gen", "--out", "run-fly", "--steps", "4", "--log-every", "1", *TRAIN,
+        *tiny_sets(tiny), cwd=w)
+    fly = read_jsonl(w / "run-fly" / "log.jsonl")
+    assert [r["n_matched"] for r in fly] == [r["n_matched"] for r in log]
+    np.testing.assert_allclose([r["loss"] for r in fly], [r["loss"] for r in log], rtol=1e-4)
     # 5. evaluation on the real images, both protocols
     run("glass-eval", "--checkpoint", "run", "--data", "voc", "--dataset", "voc", "--out", "eval", "--device", "cpu",
         "--no-progress", "--figures", "0", cwd=w)
