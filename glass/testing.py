@@ -17,7 +17,7 @@ from .tokenizers import DEFAULT_WORDS, build_clip_tokenizer, build_gpt2_tokenize
 # %% auto #0
 __all__ = ['TAGGED_CAPTIONS', 'tiny_unet_config', 'tiny_sd_pipeline', 'tiny_dinov2', 'tiny_blip2', 'sd21_unet_config',
            'sd21_pipeline', 'dinov2_base', 'tiny_models', 'tiny_config', 'write_test_shards', 'write_tiny_voc',
-           'write_tiny_coco', 'tiny_nltk_tagger', 'assert_metrics_equal', 'write_tiny_run']
+           'write_tiny_coco', 'tiny_nltk_tagger', 'assert_metrics_equal', 'write_tiny_run', 'fixed_draws_glass']
 
 # %% ../nbs/05_testing.ipynb #42b69f28
 def tiny_unet_config(cross_attention_dim: int = 32, sample_size: int = 16) -> dict:
@@ -263,3 +263,16 @@ def write_tiny_run(run, cfg: GlassConfig, model, steps=(2, 4)) -> dict:
         save_config(cfg, Path(tmp)/"config.json"); commit_checkpoint(tmp, {"step": step})
     save_config(cfg, Path(run)/"config.json")
     return weights
+
+# %% ../nbs/05_testing.ipynb #115eed8f
+def fixed_draws_glass(cfg: GlassConfig, latent: tuple = (4, 8, 8), t: int = 500):
+    "A tiny GLASS on the CPU (seed 0) whose slot noise, timestep `t` and diffusion noise (of shape `latent`) are the same for every item."
+    from glass.model import GLASS
+    from glass.slots import SlotAttention
+    from glass.decoder import SlotDecoder
+    torch.manual_seed(0); m = GLASS(cfg, device="cpu")
+    sa, dec = m.slot_attention, m.decoder
+    sa.init_slots = lambda B, generator=None, keys=None: SlotAttention.init_slots(sa, B, keys=[0] * B)
+    noise = torch.randn(1, *latent, generator=torch.Generator().manual_seed(0))
+    dec.loss = lambda x0, s, **kw: SlotDecoder.loss(dec, x0, s, t=torch.tensor([t]), noise=noise.expand(len(x0), -1, -1, -1))
+    return m

@@ -205,3 +205,40 @@ def test_ddp_two_processes(setup):
     assert (ck / "rng-0.pt").exists() and (ck / "rng-1.pt").exists()
     assert r.stdout.count("glass-train: step 3") == 1                                # the main process reports
 
+
+
+
+FIXED_DRAWS_RUN = """import sys
+from glass.config import load_config
+from glass.testing import fixed_draws_glass
+from glass.train import train
+cfg = load_config(sys.argv[1])
+train(cfg, sys.argv[2], sys.argv[3], model=fixed_draws_glass(cfg), progress=False, log_with=None, cpu=True)
+"""
+
+
+def test_ddp_averages_like_one_process(setup, tiny):
+    """Two processes of batch 2 take the same steps as one process of batch 4 (DDP averages the gradients), every draw
+    fixed. Each item holds one segment: the guidance is a mean over a process's matched pairs (nbs/80_train)."""
+    d = setup["dir"] / "ddp-vs-one"; d.mkdir()
+    data = write_test_shards(d / "data", n_items=12, per_shard=8, resolution=64, latent=(4, 8, 8), classes=("dog",))
+    (d / "run.py").write_text(FIXED_DRAWS_RUN)
+    fixed = {"train.steps": 2, "train.eps": 1e-2, "train.grad_clip": 0.0, "train.checkpoint_every": 2}
+    for bs in (2, 4): save_config(preset("voc", **{**tiny_overrides(tiny), **fixed, "train.batch_size": bs}), d / f"cfg{bs}.json")
+    runs = {"ddp": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(d / "run.py"),
+                    str(d / "cfg2.json")],
+            "one": [sys.executable, str(d / "run.py"), str(d / "cfg4.json")]}
+    for name, cmd in runs.items():
+        r = subprocess.run([*cmd, str(data), str(d / name)], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    states = [json.loads((d / n / "checkpoints" / checkpoint_name(2) / "state.json").read_text()) for n in runs]
+    assert [(s["world_size"], s["position"]) for s in states] == [(2, 8), (1, 8)]      # the same 8 items, two ways
+    from glass.config import load_config
+    from glass.testing import fixed_draws_glass
+    w0 = fixed_draws_glass(load_config(d / "cfg4.json")).trainable_state_dict()
+    w2, w1 = weights(d / "ddp", 2), weights(d / "one", 2)
+    assert sorted(w0) == sorted(w1) == sorted(w2)
+    assert max((w1[k] - w0[k]).abs().max().item() for k in w0) > 1e-4                 # the two steps moved the weights
+    for k in w1: torch.testing.assert_close(w2[k], w1[k], rtol=0, atol=1e-5, msg=lambda m: f"{k}: {m}")   # a step is up to 1e-3
+    ddp, one = read_log(d / "ddp"), read_log(d / "one")
+    np.testing.assert_allclose([r["loss"] for r in ddp], [r["loss"] for r in one], rtol=1e-5)
