@@ -11,6 +11,7 @@ from .config import GlassConfig, preset, apply_overrides, parse_overrides, load_
 from .core import command
 from .config import check_overrides
 from .io import share_with_umask
+from .shards import refuse_shard_folder
 import errno
 
 # %% auto #0
@@ -310,6 +311,7 @@ def import_release(folder, out, overrides: dict | None = None) -> Path:
     from safetensors.torch import save_file
     out = Path(out)
     if list_checkpoints(out): raise FileExistsError(f"{out} already holds checkpoints; choose another --out")
+    refuse_shard_folder(out, "the imported run")
     cfg = apply_overrides(preset("coco-release"), overrides or {})
     release_config, sd = read_release_folder(folder)
     weights = convert_release_state_dict(sd, cfg)

@@ -185,6 +185,9 @@ def config_problems(cfg) -> list:
         out.append(f"generate.tap_steps must be all, last:K or every:N; got {flat['generate.tap_steps']!r}")
     if flat["generate.bg_threshold"] > flat["generate.fg_threshold"]:
         out.append("generate.bg_threshold must not exceed generate.fg_threshold")
+    b = flat["train.betas"]
+    if not (isinstance(b, (tuple, list)) and len(b) == 2 and all(0 <= x < 1 for x in b)):
+        out.append(f"train.betas must be two numbers in [0, 1), as 0.9,0.999; got {b!r}")
     return out
 
 def validate_config(cfg, source: str = "configuration"):
@@ -332,8 +335,12 @@ def load_config(path) -> GlassConfig:
     "Read a configuration written by `save_config`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"config file {path} does not exist")
-    try: d = json.loads(path.read_text())
+    if path.is_dir(): raise ValueError(f"{path} is a folder: pass the config.json inside it (a run or data folder holds one)")
+    try: d = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
+    except UnicodeDecodeError as e: raise ValueError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at position "
+                                                     f"{e.start}); pass a config.json written by glass") from None
+    if not isinstance(d, dict): raise ValueError(f"{path}: not a glass configuration (a JSON object of sections); got a {type(d).__name__}")
     return config_from_dict(d, source=str(path))
 
 # %% ../nbs/00_config.ipynb #5552a960

@@ -14,7 +14,7 @@ from .viz import *
 # %% auto #0
 __all__ = ['DTYPES', 'PORTABLE_CPU_KERNELS', 'KERNELS', 'COMMANDS', 'seed_everything', 'get_device', 'get_dtype',
            'portable_cpu_kernels', 'cpu_kernels', 'check_kernels', 'hold_kernels', 'error_message', 'debug_requested',
-           'command', 'glass_cli']
+           'positive_int', 'non_negative_int', 'command', 'glass_cli']
 
 # %% ../nbs/04_core.ipynb #752d344d
 def seed_everything(seed: int) -> None:
@@ -23,12 +23,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 def get_device(device: str = "auto"):
-    "`'auto'` picks CUDA, then MPS, then CPU; anything else is passed to `torch.device`."
+    "`'auto'` picks CUDA, then MPS, then CPU; anything else must name a device that this PyTorch can use."
     import torch
-    if device != "auto": return torch.device(device)
-    if torch.cuda.is_available(): return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available(): return torch.device("mps")
-    return torch.device("cpu")
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto": return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"--device {device!r} is not a device: use auto, cpu, cuda, cuda:N or mps") from None
+    if (d.type == "cuda" and not torch.cuda.is_available()) or (d.type == "mps" and not mps):
+        raise ValueError(f"--device {device}: this PyTorch sees no {d.type.upper()} device; use --device cpu (or auto)")
+    return d
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -102,6 +105,22 @@ def debug_requested(argv=None) -> bool:
     "True when the command line holds `--debug` or the environment sets `GLASS_DEBUG=1`."
     args = sys.argv[1:] if argv is None else list(argv)
     return "--debug" in args or os.environ.get("GLASS_DEBUG", "0") not in ("", "0", "false", "False")
+
+def positive_int(text: str) -> int:
+    "An argparse `type` for a whole number of at least 1 (argparse names the option in its usage error)."
+    return _int_at_least(text, 1)
+
+def non_negative_int(text: str) -> int:
+    "An argparse `type` for a whole number of at least 0."
+    return _int_at_least(text, 0)
+
+def _int_at_least(text: str, low: int) -> int:
+    "`text` as an int >= `low`, or an `argparse.ArgumentTypeError` that says what is wanted."
+    import argparse
+    try: n = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < low: raise argparse.ArgumentTypeError(f"must be at least {low}; got {n}")
+    return n
 
 # %% ../nbs/04_core.ipynb #25eadcff
 def command(name: str):

@@ -14,7 +14,7 @@ from .io import atomic_write_text
 from .viz import palette, color_mask, overlay, to_uint8_image, image_grid, save_figure
 from .checkpoint import CHECKPOINT_LAYOUT, find_checkpoint, checkpoint_config, load_checkpoint
 from .slots import item_keys
-from .core import KERNELS, command, cpu_kernels, hold_kernels
+from .core import KERNELS, command, cpu_kernels, hold_kernels, non_negative_int, positive_int
 import warnings
 from .config import config_diff
 from .config import check_overrides
@@ -419,14 +419,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", help="dataset split (default: the config's eval.split, 'val')")
     p.add_argument("--out", metavar="FOLDER", help="output folder (default: <run>/eval-<dataset>-<step>)")
     p.add_argument("--protocol", choices=["both", "glass", "dinosaur"], help="evaluation protocol(s) (default: eval.protocol, 'both')")
-    p.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N images (default: all)")
-    p.add_argument("--fid", type=int, default=0, metavar="N", help="FID of slot-conditioned reconstructions of the first N "
+    p.add_argument("--limit", type=positive_int, metavar="N", help="evaluate only the first N images (default: all)")
+    p.add_argument("--fid", type=non_negative_int, default=0, metavar="N", help="FID of slot-conditioned reconstructions of the first N "
                    "images (paper: 1024; settings eval.fid_steps/fid_guidance/fid_seed); 0 = skip (default)")
     p.add_argument("--probe", action="store_true", help="train and report the property probe (class of matched objects from slots)")
-    p.add_argument("--probe-steps", type=int, default=6000, metavar="N", help="optimiser steps of each probe (default 6000, the paper's)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
-    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes (default 0)")
-    p.add_argument("--figures", type=int, default=4, metavar="N", help="images in the figures (default 4; 0 = no figures)")
+    p.add_argument("--probe-steps", type=positive_int, default=6000, metavar="N", help="optimiser steps of each probe (default 6000, the paper's)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--num-workers", type=non_negative_int, default=0, help="data loader worker processes (default 0)")
+    p.add_argument("--figures", type=non_negative_int, default=4, metavar="N", help="images in the figures (default 4; 0 = no figures)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
     p.add_argument("--kernels", choices=KERNELS, default="native",
                    help="CPU code paths: native (default) lets PyTorch's CPU libraries pick the fastest for this CPU; portable "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .shards import read_shard, write_shard, shard_header, list_shards, check_shard, _open_st
-from .core import command
+from .core import command, non_negative_int, positive_int
 
 # %% auto #0
 __all__ = ['FEATURES_DIR', 'feature_file', 'find_features', 'cache_features', 'verify_features', 'main']
@@ -145,12 +145,12 @@ def main(argv=None) -> None:
                     "with --set train.cache_features=true (and then requires it to match the shards and the encoder).")
     p.add_argument("--data", required=True, help="folder of shards written by glass-generate")
     p.add_argument("--out", default=None, help="features folder (default <data>/features; training looks there)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per encoder forward (default 16)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per encoder forward (default 16)")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:1, cpu, ... (default auto)")
     p.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"], help="encoder weights' precision (fp16 falls back to fp32 on a CPU; default fp16)")
     p.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="stored feature dtype (default fp16: half the disk)")
     p.add_argument("--overwrite", action="store_true", help="recompute every file, even those that match")
-    p.add_argument("--check", type=int, default=4, metavar="N", help="afterwards compare N random cached items with the on-the-fly encoder (0: skip; default 4)")
+    p.add_argument("--check", type=non_negative_int, default=4, metavar="N", help="afterwards compare N random cached items with the on-the-fly encoder (0: skip; default 4)")
     add_config_args(p, "coco")                                   # the encoder: --set encoder.model=... encoder.resolution=...
     a = p.parse_args(argv)
     cfg = config_from_args(a, p)

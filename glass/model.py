@@ -107,7 +107,10 @@ class GLASS(nn.Module):
             sub = {k[len(n) + 1:]: v for k, v in sd.items() if k.startswith(n + ".")}
             try: m.load_state_dict(sub, strict=strict)
             except RuntimeError as e:
-                raise RuntimeError(f"checkpoint does not fit this model's {n!r} (another slots/encoder configuration?): {e}") from None
+                lines = [l.strip() for l in str(e).splitlines()[1:] if l.strip()] or [str(e)]     # torch: a header, then one line a tensor
+                more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+                raise RuntimeError(f"checkpoint does not fit this model's {n!r} (another slots/encoder configuration?): "
+                                   f"{lines[0]}{more}") from None
         return self
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:

@@ -13,10 +13,10 @@ from .core import seed_everything
 from .io import atomic_path, atomic_write_text
 from .viz import overlay, to_uint8_image
 from .checkpoint import checkpoint_name, list_checkpoints, set_rng_state, find_resumable, write_checkpoint
-from .core import KERNELS, command, cpu_kernels, hold_kernels
+from .core import KERNELS, command, cpu_kernels, hold_kernels, positive_int
 from .io import read_jsonl
 from .outputs import folder_lock, remove_stale_temps
-from .shards import verify_shards
+from .shards import refuse_shard_folder, verify_shards
 
 # %% auto #0
 __all__ = ['epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'read_log', 'plot_log', 'latest_figure',
@@ -418,6 +418,8 @@ def train(cfg: GlassConfig, data, out, resume: bool = False, max_steps: int | No
     global step, with a checkpoint) so the run can be resumed later; `model` replaces `GLASS(cfg)`; `deterministic`
     asks for deterministic GPU kernels (slower); `overwrite` first deletes the run's log and checkpoints. Returns a summary."""
     if deterministic: os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")   # before cuBLAS starts
+    if max_steps is not None and max_steps < 1: raise ValueError(f"max_steps must be at least 1; got {max_steps}")
+    refuse_shard_folder(out, "glass-train's run")
     r = _setup(cfg, data, out, cpu, log_with)
     r.target = int(r.t.steps if max_steps is None else min(max_steps, r.t.steps))
     with folder_lock(r.out, "glass-train"):
@@ -481,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the newest usable checkpoint in --out (a damaged one falls back to the previous)")
     p.add_argument("--overwrite", action="store_true", help="delete --out's log.jsonl and checkpoints/ first and train from step 0")
     p.add_argument("--steps", type=int, metavar="N", help="total optimiser steps of the run (train.steps)")
-    p.add_argument("--max-steps", type=int, metavar="N", help="stop at this step with a checkpoint, to --resume later (default: --steps)")
+    p.add_argument("--max-steps", type=positive_int, metavar="N", help="stop at this step with a checkpoint, to --resume later (default: --steps)")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per process per micro-batch (train.batch_size)")
     p.add_argument("--grad-accum", type=int, metavar="N", help="micro-batches per optimiser step (train.grad_accum)")
     p.add_argument("--lr", type=float, help="AdamW learning rate, constant (train.lr)")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ..config import GlassConfig, preset, apply_overrides, parse_overrides, save_config, config_diff, flatten_config
-from ..core import KERNELS, check_kernels, command, cpu_kernels, get_device, hold_kernels
+from ..core import KERNELS, check_kernels, command, cpu_kernels, get_device, hold_kernels, positive_int
 from ..io import asset_path, atomic_write_text
 from ..metrics import DISCOVERY_KEYS
 from ..slots import item_keys
@@ -776,11 +776,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true", help="discard earlier results in --out instead of resuming")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                    help="dotted configuration overrides on top of the toy preset, e.g. --set guidance.weight=2")
-    p.add_argument("--n-train", type=int, metavar="N", help="real training scenes (= generated images per GLASS variant)")
-    p.add_argument("--n-val", type=int, metavar="N", help="held-out real scenes for evaluation")
-    p.add_argument("--train-steps", type=int, metavar="N", help="slot-training steps of each run")
+    p.add_argument("--n-train", type=positive_int, metavar="N", help="real training scenes (= generated images per GLASS variant)")
+    p.add_argument("--n-val", type=positive_int, metavar="N", help="held-out real scenes for evaluation")
+    p.add_argument("--train-steps", type=positive_int, metavar="N", help="slot-training steps of each run")
     p.add_argument("--seed", type=int, default=0, help="seed of the world, the model and the runs (default 0)")
-    p.add_argument("--threads", type=int, help="torch threads of the shared stages (default: every core this process may use); on a CPU the "
+    p.add_argument("--threads", type=positive_int, help="torch threads of the shared stages (default: every core this process may use); on a CPU the "
                    "runs train side by side, each in its own process on one thread")
     p.add_argument("--runs", metavar="NAMES", help=f"comma-separated runs, or 'all' (default {','.join(DEFAULT_RUNS)}; "
                    f"all: {','.join(RUNS)})")
@@ -793,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also GLASS_DEBUG=1)")
     g = p.add_argument_group("pretrain")
     g.add_argument("--out-model", metavar="DIR", help="pretrain: folder to write (default: the shipped glass/assets/toy-sd)")
-    g.add_argument("--steps", type=int, metavar="N", help=f"pretrain: UNet steps (default {PRETRAIN_STEPS})")
+    g.add_argument("--steps", type=positive_int, metavar="N", help=f"pretrain: UNet steps (default {PRETRAIN_STEPS})")
     g.add_argument("--minutes", type=float, metavar="M", help="pretrain: stop after M minutes (resumable)")
     return p
 
