@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, sys
 from pathlib import Path
 from .io import read_jsonl, write_jsonl
-from .core import command
+from .core import command, positive_int
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'Blip2Captioner', 'list_images', 'image_id', 'caption_folder', 'main']
@@ -87,6 +87,18 @@ def _prefetched(paths: list, batch_size: int, workers: int = 4):
             pending = [pool.submit(_load_image, p) for p in chunks[i + 1]] if i + 1 < len(chunks) else []
             yield chunk, images
 
+def _read_captions(path, allow_torn: bool = True) -> list:
+    "The records of a caption file (`--out`, or its `.partial` where a torn last line may be), each checked to be an object with an `id`."
+    recs = read_jsonl(path, allow_torn)
+    if not recs: return recs
+    lines = [n for n, l in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), 1) if l.strip()]
+    for n, r in zip(lines, recs):
+        if not isinstance(r, dict) or "id" not in r:
+            what = 'has no "id" field' if isinstance(r, dict) else f"is a JSON {type(r).__name__}, not an object"
+            raise ValueError(f"{path}:{n}: the record {what}; a caption file holds one "
+                             '{"id", "image", "caption"} object per line: fix that line, or choose another --out')
+    return recs
+
 def caption_folder(folder, out, captioner=None, model=None, batch_size: int = 16, recursive: bool = False,
                    limit: int | None = None, progress: bool = True, **captioner_kw) -> Path:
     "Caption every image of `folder` not yet in `out` (JSONL); `captioner` is built from `model` only when needed."
@@ -96,7 +108,7 @@ def caption_folder(folder, out, captioner=None, model=None, batch_size: int = 16
     files = list_images(folder, recursive)
     if not files: raise FileNotFoundError(f"image folder {folder} holds no image ({', '.join(IMAGE_EXTS)})")
     if limit is not None: files = files[:limit]
-    done, pend = read_jsonl(out), read_jsonl(partial)
+    done, pend = _read_captions(out, allow_torn=False), _read_captions(partial)   # OUT is only ever written atomically
     seen = {str(r["id"]) for r in done + pend}
     todo = [f for f in files if image_id(f, folder) not in seen]
     if not todo and not pend:
@@ -133,14 +145,14 @@ def main(argv=None):
     p.add_argument("--images", metavar="FOLDER", help="the image folder, as an option (FOLDER after --set would be read as an override)")
     p.add_argument("--out", "-o", required=True, help="output JSONL file (created or completed)")
     p.add_argument("--model", default=None, help="BLIP-2 hub id or local folder (prompts.captioner; default: the preset's)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per batch (prompts.caption_batch_size; default: the preset's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="images per batch (prompts.caption_batch_size; default: the preset's)")
     p.add_argument("--device", default="auto", help="torch device: auto, cuda, cuda:1, cpu, ... (default auto)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp16", "bf16", "fp32"],
                    help="weights' precision; auto (the default) = fp16 on a GPU, fp32 on a CPU")
-    p.add_argument("--max-new-tokens", type=int, default=30, help="longest caption, in tokens (default 30)")
-    p.add_argument("--num-beams", type=int, default=1, help="beam search width (default 1: greedy)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=30, help="longest caption, in tokens (default 30)")
+    p.add_argument("--num-beams", type=positive_int, default=1, help="beam search width (default 1: greedy)")
     p.add_argument("--recursive", action="store_true", help="also caption images in sub-folders")
-    p.add_argument("--limit", type=int, default=None, help="caption only the first N images (sorted by path; default all)")
+    p.add_argument("--limit", type=positive_int, default=None, help="caption only the first N images (sorted by path; default all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_args(p, "coco")
     a = p.parse_args(argv)

@@ -24,7 +24,7 @@ from .shards import shard_name, shard_ids, my_shards, write_manifest, write_shar
 from .viz import overlay
 import hashlib
 from .config import flatten_config
-from .core import command
+from .core import command, non_negative_int, positive_int
 from .outputs import folder_lock, remove_stale_temps
 from .shards import shard_header
 
@@ -165,10 +165,14 @@ def existing_shard_problem(path, want: list, settings: dict) -> str | None:
             return f"{path} item {j} was made from id {hid!r}, but the input changed: {line}"
     return None
 
+def _holds_shards(out) -> bool:
+    "Does folder `out` hold a generated shard (a complete one: shards are written atomically)?"
+    return any(Path(out).glob("shard-*.safetensors"))
+
 def check_config(out, cfg: GlassConfig):
-    "A resumed run must have the same generation settings as the one that started `out` (its config.json)."
+    "A resumed run must have the generation settings of the one that wrote `out`'s shards (its config.json); a folder without a shard takes any."
     p = Path(out)/"config.json"
-    if not p.exists(): return
+    if not p.exists() or not _holds_shards(out): return    # a run that failed before its first shard decided nothing
     diff = config_diff(load_config(p), cfg, fields=_SAME_FIELDS, ignore=_MAY_CHANGE)
     if diff: raise ValueError(f"{out} was generated with other settings ({'; '.join(diff)}); resume with the same "
                               f"settings (--config {p}) or write to a new --out folder")
@@ -234,15 +238,17 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
     "The body of `generate`, run while this job holds the output folder's lock."
     from tqdm.auto import tqdm
     g = cfg.generate
+    fresh = not _holds_shards(out)                                     # read before any process writes a shard
     check_config(out, cfg)
     rank, world = st.process_index, st.num_processes
     N, P = len(recs), g.items_per_shard
     todo, skipped = _plan(out, recs, cfg, rank, world)                # refuses other settings or input before writing
     if st.is_main_process:
         remove_stale_temps(out)                                       # never a live writer's file
-        if not (out/"config.json").exists(): save_config(cfg, out/"config.json")
     st.wait_for_everyone()
     if todo and pipe is None: pipe = load_pipeline(cfg, st.device)
+    if st.is_main_process and (fresh or not (out/"config.json").exists()):
+        save_config(cfg, out/"config.json")                           # once the model loaded: a failed start leaves none
     n_todo = sum(len(recs[s * P:(s + 1) * P]) for s in todo)
     bar = tqdm(total=n_todo, unit="item", desc=f"glass-generate {rank + 1}/{world}", disable=not progress,
                dynamic_ncols=True, position=rank)
@@ -309,8 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items-per-shard", type=int, metavar="N", help="items per shard file (generate.items_per_shard)")
     p.add_argument("--precision", choices=["fp32", "fp16", "bf16"], help="model precision (generate.precision; fp16 falls back to fp32 on a CPU)")
     p.add_argument("--seed", type=int, help="base seed: item i uses seed+i (generate.seed)")
-    p.add_argument("--limit", type=int, metavar="N", help="use only the first N records of the input")
-    p.add_argument("--contact-sheet", type=int, default=16, metavar="N", help="items on contact_sheet.png (0: none; default 16)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N records of the input")
+    p.add_argument("--contact-sheet", type=non_negative_int, default=16, metavar="N", help="items on contact_sheet.png (0: none; default 16)")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return add_config_args(p, "coco")

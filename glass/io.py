@@ -50,15 +50,23 @@ def atomic_write_text(path, text: str) -> Path:
 # %% ../nbs/01_io.ipynb #1b4f7b3c
 _log = logging.getLogger("glass.io")
 
-def read_jsonl(path) -> list:
-    "Records of a JSONL file (none if it does not exist); a torn (unparsable) line is dropped with a warning."
-    path, out, bad = Path(path), [], 0
+def read_jsonl(path, allow_torn: bool = True) -> list:
+    "Records of a JSONL file (none if it does not exist), where only an unfinished last line (an interrupted append) is dropped, with a warning, and only when `allow_torn`."
+    path, out = Path(path), []
     if not path.exists(): return out
-    for line in path.read_text().splitlines():
+    try: lines = path.read_text(encoding="utf-8").split("\n")   # a complete file ends in "\n", so its last item is ""
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}), so not a JSONL "
+                         "file: fix or move it, or use another file (another --out)") from None
+    for n, line in enumerate(lines, 1):
         if not line.strip(): continue
         try: out.append(json.loads(line))
-        except json.JSONDecodeError: bad += 1
-    if bad: _log.warning("%s: dropped %d unreadable line(s) (an interrupted write)", path, bad)
+        except json.JSONDecodeError as e:
+            if not (allow_torn and n == len(lines)):
+                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno}); only an unfinished last line "
+                                 "(an interrupted write) is skipped: fix or delete that line, or use another file "
+                                 "(another --out)") from None
+            _log.warning("%s: dropped its unfinished last line %d (an interrupted write)", path, n)
     return out
 
 def write_jsonl(path, records) -> Path:

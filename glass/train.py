@@ -319,7 +319,7 @@ def _restore(r: _Run, ck_folder, ck, resume: bool) -> None:
             "reseeding: the run goes on but is not bit-identical to an uninterrupted one")
         seed_everything(t.seed + 7919 * (r.rank + 1) + r.step)
     if r.main:
-        if resume: _truncate_log(r.out, r.step)
+        _truncate_log(r.out, r.step)      # a resumed run drops rows after its checkpoint; a fresh one, a torn first row
         for tmp in (r.out / "checkpoints").glob(".tmp-*"): shutil.rmtree(tmp, ignore_errors=True)   # a crash's leftovers
 
 def _data(r: _Run) -> None:

@@ -446,3 +446,87 @@ def test_eval_a_truncated_toy_split(checkpoint_run, tmp_path):
     npz = next(folder.glob("*.npz")); npz.write_bytes(npz.read_bytes()[:500])
     refused("glass-eval", ["--checkpoint", checkpoint_run, "--dataset", "toy", "--data", folder, "--out", tmp_path / "e",
                            "--no-progress", "--figures", "0"], 1, npz.name)
+
+
+# ---------------------------------------------------------------- an --out that is not ours, flags below 1, a failed start
+NOT_CAPTIONS = {"tsv": (b"name\tnote\nim0\tkeep me\n", ["notes.tsv:1: not valid JSON"]),
+                "bad-middle-line": (b'{"id": "im0", "caption": "a"}\n{"id": "im1", "caption": oops}\n{"id": "im2", "caption": "c"}\n',
+                                    ["notes.tsv:2: not valid JSON", "fix or delete that line"]),
+                "bad-last-line": (b'{"id": "im0", "caption": "a"}\n{"id": "im1", "caption": oops}\n',   # ends in "\n": not torn
+                                  ["notes.tsv:2: not valid JSON"]),
+                "latin-1": (b'{"id": "im0", "caption": "caf\xe9"}\n',              # 29 ASCII bytes before the 0xe9
+                            ["notes.tsv is not UTF-8 text (byte 0xe9 at position 29)"]),
+                "no-id": (b'{"id": "im0", "caption": "a"}\n\n{"image": "x.jpg", "caption": "b"}\n',
+                          ['notes.tsv:3: the record has no "id" field', "--out"])}
+
+
+@pytest.mark.parametrize("kind", list(NOT_CAPTIONS))
+def test_caption_into_a_file_that_is_not_captions(tiny, images, tmp_path, kind):
+    content, needles = NOT_CAPTIONS[kind]
+    out = tmp_path / "notes.tsv"; out.write_bytes(content)
+    refused("glass-caption", [images, "--out", out, "--model", tiny["blip2"], "--no-progress", "--max-new-tokens", "3"], 1,
+            str(tmp_path), *needles)
+    assert out.read_bytes() == content and sorted(p.name for p in tmp_path.iterdir()) == ["imgs", "notes.tsv"]
+
+
+@pytest.mark.parametrize("flag", ["--num-beams", "--max-new-tokens", "--batch-size"])
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_caption_flags_below_one(images, tmp_path, flag, value):
+    refused("glass-caption", [images, "--out", tmp_path / "c.jsonl", flag, value, "--no-progress"], 2,
+            f"argument {flag}: must be at least 1; got {value}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]           # no empty .partial
+
+
+def test_generate_after_a_failed_start_takes_the_corrected_settings(tiny, tmp_path):
+    inp, out = records(tmp_path / "in.jsonl", 4), tmp_path / "out"
+    refused("glass-generate", ["--input", inp, "--out", out, "--cpu", "--no-progress", "--set", "decoder.model=/nonexistent/sd"],
+            1, "/nonexistent/sd")
+    assert not (out / "config.json").exists()                              # a failed start decides no settings
+    save_config(preset("coco", **{"decoder.model": "/nonexistent/sd"}), out / "config.json")   # as older versions left it
+    code, lines, text = run("glass-generate", *gen_argv(tiny, inp, out))
+    assert code == 0 and not lines, text[-2000:]
+    assert ids_in(out) == [0, 1, 2, 3] and json.loads((out / "config.json").read_text())["decoder"]["model"] == str(tiny["sd"])
+    before = snapshot(out)                                                 # shards made: other settings are refused again
+    refused("glass-generate", gen_argv(tiny, inp, out, "generate.seed=1000"), 1, f"{out} was generated with other settings",
+            "generate.seed: 0 -> 1000")
+    assert snapshot(out) == before
+
+
+# ---------------------------------------------------------------- devices, config files, counts, the data folder (audit)
+def test_an_unusable_device_is_named(tmp_path):
+    data = shards(tmp_path)
+    refused("glass-cache-features", ["--data", data, "--device", "gpu"], 1, "--device 'gpu' is not a device", "use auto, cpu")
+    if not torch.cuda.is_available():
+        refused("glass-cache-features", ["--data", data, "--device", "cuda"], 1, "no CUDA device", "use --device cpu")
+    assert not (data / "features").exists()
+
+
+def test_a_config_file_that_is_not_one(train_setup, tmp_path):
+    data, bad = shards(tmp_path), tmp_path / "bad"
+    bad.mkdir()
+    (bad / "latin1.json").write_bytes('{"name": "caf\xe9"}'.encode("latin-1"))
+    (bad / "list.json").write_text("[1, 2]")
+    for config, needle in ((bad, "is a folder: pass the config.json inside it"), (bad / "latin1.json", "not UTF-8 text"),
+                           (bad / "list.json", "not a glass configuration")):
+        refused("glass-train", ["--config", config, "--data", data, "--out", tmp_path / "run"], 2, needle, str(config))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("cmd,argv,message", [
+    ("glass-eval", ["--checkpoint", "x", "--batch-size", "0"], "argument --batch-size: must be at least 1; got 0"),
+    ("glass-eval", ["--checkpoint", "x", "--figures", "-1"], "argument --figures: must be at least 0; got -1"),
+    ("glass-cache-features", ["--data", "x", "--batch-size", "0"], "argument --batch-size: must be at least 1; got 0"),
+    ("glass-train", ["--data", "x", "--max-steps", "0"], "argument --max-steps: must be at least 1; got 0"),
+    ("glass-generate", ["--input", "x.jsonl", "--out", "y", "--limit", "-1"], "argument --limit: must be at least 1; got -1"),
+    ("glass-train", ["--data", "x", "--set", "train.betas=0.9"], "train.betas must be two numbers in [0, 1)")])
+def test_counts_are_checked_when_parsed(cmd, argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused(cmd, argv, 2, message)
+
+
+def test_a_run_is_not_written_into_its_data(train_setup, tmp_path):
+    data = shards(tmp_path)
+    (data / "config.json").write_text(json.dumps({"written by": "glass-generate"}))
+    before = snapshot(data)
+    refused("glass-train", train_argv(train_setup, data, data), 1, "holds generated shards", "choose another --out")
+    assert snapshot(data) == before                                # the data's config.json (and all else) untouched
