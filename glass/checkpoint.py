@@ -332,6 +332,7 @@ def build_release_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="RUN", help="the glass run folder to write (config.json, checkpoints/step-0000000/)")
     p.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="FIELD=VALUE",
                    help="override fields of the coco-release preset, e.g. --set encoder.model=/models/dinov2 (repeatable)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also GLASS_DEBUG=1)")
     return p
 
 @command("glass-import-release")

@@ -84,7 +84,9 @@ def hold_kernels(kernels: str, who: str = "glass", verbose: bool = True) -> dict
 # %% ../nbs/04_core.ipynb #8c857d02
 _OS_HINTS = {errno.ENOSPC: "the disk is full: free space and rerun the same command (complete files are kept, it resumes)",
              errno.EACCES: "permission denied: choose a folder you can write to, or fix its permissions",
-             errno.EROFS: "the file system is read-only: choose a writable folder"}
+             errno.EROFS: "the file system is read-only: choose a writable folder",
+             errno.EEXIST: "a file stands where a folder is to be written: choose another --out, or move the file",
+             errno.ENOTDIR: "a file stands where a folder is needed on this path: choose another --out, or move the file"}
 
 def error_message(e: BaseException) -> str:
     "One sentence describing `e`: its text, with the file and a remedy for operating-system errors."

@@ -39,8 +39,8 @@ def read_records(path, source: str = "caption", limit: int | None = None) -> lis
     A record with nothing to prompt with is skipped with a warning: an empty caption (BLIP-2 now and then says nothing)
     with `source="caption"`; no labels and no caption (an image without annotations) with `source="labels"`."""
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"input file {path} does not exist (expected JSONL: one "
-                                                   '{"id": ..., "caption": "..."} object per line)')
+    if not path.is_file(): raise FileNotFoundError(f"input file {path} {'is a folder' if path.is_dir() else 'does not exist'} "
+                                                   '(expected JSONL: one {"id": ..., "caption": "..."} object per line)')
     if source not in ("caption", "labels"): raise ValueError(f"prompts.source must be 'caption' or 'labels'; got {source!r}")
     try: text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:

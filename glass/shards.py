@@ -92,7 +92,8 @@ def list_shards(folder, allow_incomplete: bool = False) -> list:
     "`[(path, expected_count or None)]` for the shards of a generated folder (from `manifest.json` when present)."
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"shard folder {folder} does not exist: point --data at the output folder of "
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise FileNotFoundError(f"shard folder {folder} {what}: point --data at the output folder of "
                                 f"glass-generate (it holds shard-000000.safetensors, ... and manifest.json)")
     man = folder/"manifest.json"
     if man.exists():

@@ -530,3 +530,21 @@ def test_a_run_is_not_written_into_its_data(train_setup, tmp_path):
     before = snapshot(data)
     refused("glass-train", train_argv(train_setup, data, data), 1, "holds generated shards", "choose another --out")
     assert snapshot(data) == before                                # the data's config.json (and all else) untouched
+
+
+def test_a_path_of_the_wrong_kind_is_named(train_setup, tmp_path):
+    (tmp_path / "afile").write_text("x"); (tmp_path / "adir").mkdir()
+    refused("glass-generate", ["--input", tmp_path / "adir", "--out", tmp_path / "g"], 2, "adir is a folder", "JSONL")
+    refused("glass-cache-features", ["--data", tmp_path / "afile"], 2, "afile is a file, not a folder", "--data")
+    refused("glass-train", train_argv(train_setup, shards(tmp_path), tmp_path / "afile"), 1,
+            "a file stands where a folder is to be written", "afile")
+    assert (tmp_path / "afile").read_text() == "x" and not (tmp_path / "g").exists()
+
+
+
+@pytest.mark.parametrize("cmd", list(MAINS))
+def test_every_command_takes_debug(cmd, tmp_path, monkeypatch):
+    "Every command takes --debug (the core chapter shows what it does: the exception goes through with its traceback)."
+    monkeypatch.chdir(tmp_path)
+    code, _, text = run(cmd, "--help")
+    assert code == 0 and "--debug" in text, text[-1500:]
