@@ -69,13 +69,16 @@ def test_help_documents_every_option(capsys):
 
 
 @pytest.mark.parametrize("args, says", [(["--set", "guidance.wieght=2"], "guidance.weight"),
+                                         (["--set", "slots.num_slots=0"], "slots.num_slots must be >= 1"),
+                                         (["--train-steps", "0"], "argument --train-steps: must be at least 1"),
                                          (["--runs", "glass,unguided,glass_dager"], "unknown demo run glass_dager"),
                                          (["--runs", "glass"], "add unguided to --runs")])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, says):
     with pytest.raises(SystemExit) as e:
         demo.main(["--quick", "--out", str(tmp_path / "x"), "--no-progress"] + args)
-    err = capsys.readouterr().err.strip()
-    assert e.value.code == 1 and err.startswith("glass-demo: error: ") and says in err and "\n" not in err, err
+    err = capsys.readouterr().err.strip().splitlines()                 # a usage error: argparse's usage, then one line
+    assert e.value.code == 2 and err[0].startswith("usage: glass-demo"), err
+    assert [l for l in err if "error:" in l] == [err[-1]] and err[-1].startswith("glass-demo: error: ") and says in err[-1], err
     assert not (tmp_path / "x").exists()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ..config import GlassConfig, preset, apply_overrides, parse_overrides, save_config, config_diff, flatten_config
+from ..config import GlassConfig, preset, apply_overrides, parse_overrides, save_config, config_diff, flatten_config, check_overrides
 from ..core import KERNELS, check_kernels, command, cpu_kernels, get_device, hold_kernels, positive_int
 from ..io import asset_path, atomic_write_text
 from ..metrics import DISCOVERY_KEYS
@@ -800,14 +800,16 @@ def build_parser() -> argparse.ArgumentParser:
 @command("glass-demo")
 def main(argv=None):
     "The `glass-demo` console script (results are in the files it writes; it returns nothing, so the exit status is 0)."
-    a = build_parser().parse_args(argv)
+    p = build_parser(); a = p.parse_args(argv)
+    try: overrides = check_overrides(parse_overrides(a.set)); select_runs(a.runs)     # usage errors: exit 2, like every command
+    except (KeyError, ValueError) as e: p.error(str(e.args[0] if e.args else e))
     if a.command == "pretrain":
         hold_kernels(a.kernels, "glass-demo")            # before anything computes: each library reads its switch once (run_demo too)
         pretrain_command(a.out_model, a.steps, a.minutes, a.seed, a.threads or usable_cores(), progress=not a.no_progress)
         return
     size = SIZES["quick" if a.quick else "full"]
     size = replace(size, **{k: v for k, v in (("n_train", a.n_train), ("n_val", a.n_val), ("train_steps", a.train_steps)) if v})
-    run_demo(a.out, quick=a.quick, retrain=a.retrain, model=a.model, overrides=parse_overrides(a.set), size=size,
+    run_demo(a.out, quick=a.quick, retrain=a.retrain, model=a.model, overrides=overrides, size=size,
              seed=a.seed, threads=a.threads, device=a.device, fresh=a.fresh, progress=not a.no_progress, runs=a.runs,
              kernels=a.kernels)
 
