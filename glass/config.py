@@ -298,7 +298,11 @@ def apply_overrides(cfg: GlassConfig, overrides: dict) -> GlassConfig:
             import difflib
             close = difflib.get_close_matches(name, valid, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise KeyError(f"unknown config field {name!r}{hint}; valid fields: {', '.join(valid)}")
+            section = name.split(".")[0]
+            fields = [k for k in valid if k.startswith(section + ".")]
+            listed = (f"the fields of {section}: {', '.join(fields)}" if fields else
+                      f"fields are section.name, the sections: {', '.join(dict.fromkeys(k.split('.')[0] for k in valid if '.' in k))}")
+            raise KeyError(f"unknown config field {name!r}{hint}; {listed}")
         *path, leaf = name.split(".")
         obj = cfg
         for p in path: obj = getattr(obj, p)

@@ -17,7 +17,7 @@ from .io import atomic_path, load_pretrained
 from .hooks import attention_taps, encode_texts
 from .samplers import use_sampler, tap_step_set
 from .prompts import extract_classes, make_prompt, class_prompt
-from .classes import class_words, labels_to_classes
+from .classes import class_words, labels_to_classes, vocabulary
 from .refine import label_maps_from_taps, reads_self_attention
 from .instances import taps_self_attention, instance_maps
 from .shards import shard_name, shard_ids, my_shards, write_manifest, write_shard, read_shard
@@ -331,6 +331,8 @@ def main(argv=None) -> None:
     p = build_parser()
     a = p.parse_args(argv)
     cfg = config_from_args(a, p)
+    try: vocabulary(cfg.prompts.vocab)                                 # a bad vocabulary is one setting, not a bad record
+    except (KeyError, ValueError) as e: p.error(f"prompts.vocab: {e.args[0] if e.args else e}")
     try:
         with warnings.catch_warnings():                                # generate() warns about skipped records
             warnings.simplefilter("ignore")

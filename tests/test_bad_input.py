@@ -518,6 +518,7 @@ def test_a_config_file_that_is_not_one(train_setup, tmp_path):
     ("glass-cache-features", ["--data", "x", "--batch-size", "0"], "argument --batch-size: must be at least 1; got 0"),
     ("glass-train", ["--data", "x", "--max-steps", "0"], "argument --max-steps: must be at least 1; got 0"),
     ("glass-generate", ["--input", "x.jsonl", "--out", "y", "--limit", "-1"], "argument --limit: must be at least 1; got -1"),
+    ("glass-generate", ["--input", "x.jsonl", "--out", "y", "--set", "prompts.vocab=cocoo"], "prompts.vocab: vocab 'cocoo' is neither"),
     ("glass-train", ["--data", "x", "--set", "train.betas=0.9"], "train.betas must be two numbers in [0, 1)")])
 def test_counts_are_checked_when_parsed(cmd, argv, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
