@@ -293,8 +293,10 @@ def read_release_folder(folder) -> tuple:
                                                     f"(config.json + {RELEASE_WEIGHTS[0]})")
     cp = folder / "config.json"
     if not cp.is_file(): raise FileNotFoundError(f"{cp} does not exist: pass the release's slot-attention folder")
-    try: config = json.loads(cp.read_text())
+    try: config = json.loads(cp.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e: raise ValueError(f"{cp}: not valid JSON ({e})") from None
+    except UnicodeDecodeError as e: raise ValueError(f"{cp}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at position "
+                                                     f"{e.start}); pass the release's own config.json") from None
     wp = next((folder / n for n in RELEASE_WEIGHTS if (folder / n).is_file()), None)
     if wp is None: raise FileNotFoundError(f"{folder} holds neither {' nor '.join(RELEASE_WEIGHTS)}")
     try:
@@ -302,7 +304,7 @@ def read_release_folder(folder) -> tuple:
             from safetensors.torch import load_file
             sd = load_file(str(wp))
         else: sd = torch.load(wp, weights_only=True, map_location="cpu")
-    except Exception as e: raise ValueError(f"{wp} cannot be read ({type(e).__name__}: {e})") from None
+    except Exception as e: raise ValueError(f"{wp} cannot be read ({type(e).__name__}: {' '.join(str(e).split())[:300]})") from None
     if not isinstance(sd, dict): raise ValueError(f"{wp} holds a {type(sd).__name__}, not a state dict")
     return config, sd
 

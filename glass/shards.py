@@ -66,7 +66,7 @@ def shard_header(path) -> dict:
 
 def _manifest_entries(man, allow_incomplete: bool = False) -> list:
     "(file name, count or None) pairs from a manifest in any of the shapes `{'shards': [...]}` / list / dict."
-    d = json.loads(Path(man).read_text())
+    d = json.loads(Path(man).read_text(encoding="utf-8"))
     missing = d.get("missing") if isinstance(d, dict) else None
     if missing or (isinstance(d, dict) and d.get("complete") is False):
         msg = (f"{man}: generation is incomplete ({len(missing or [])} shards missing: {', '.join((missing or [])[:3])}"
@@ -98,7 +98,8 @@ def list_shards(folder, allow_incomplete: bool = False) -> list:
     man = folder/"manifest.json"
     if man.exists():
         try: entries = _manifest_entries(man, allow_incomplete)
-        except json.JSONDecodeError as e: raise ValueError(f"{man} is not valid JSON ({e}); rerun glass-generate to rewrite it") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{man} is not valid JSON text ({e}); rerun glass-generate to rewrite it") from None
         out = [(folder/name, n) for name, n in entries]
     else:
         files = sorted(p for p in folder.iterdir() if SHARD_RE.match(p.name))

@@ -549,3 +549,24 @@ def test_every_command_takes_debug(cmd, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, text = run(cmd, "--help")
     assert code == 0 and "--debug" in text, text[-1500:]
+
+
+def test_import_release_unreadable_files(tmp_path):
+    "A .bin that the weights-only unpickler refuses (torch says so in six lines) and a config.json that is not UTF-8: one line each."
+    import datetime, pickle
+    rel = tmp_path / "rel"; rel.mkdir()
+    (rel / "config.json").write_text("{}")
+    (rel / "diffusion_pytorch_model.bin").write_bytes(pickle.dumps({"w": datetime.date(2020, 1, 1)}))   # not weights only
+    refused("glass-import-release", [rel, "--out", tmp_path / "run"], 1, "diffusion_pytorch_model.bin cannot be read",
+            "UnpicklingError: Weights only load failed")
+    (rel / "config.json").write_bytes('{"name": "caf\xe9"}'.encode("latin-1"))
+    refused("glass-import-release", [rel, "--out", tmp_path / "run"], 1, "config.json: not UTF-8 text (byte 0xe9")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_manifest_that_is_not_text(train_setup, tmp_path):
+    data = shards(tmp_path)
+    (data / "manifest.json").write_bytes(b'{"shards": "caf\xe9"}')
+    before = snapshot(data)
+    refused("glass-train", train_argv(train_setup, data, tmp_path / "run"), 1, "manifest.json is not valid JSON text", "rerun glass-generate")
+    assert snapshot(data) == before
