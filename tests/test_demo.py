@@ -5,21 +5,20 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from glass.checkpoint import list_checkpoints
-from glass.core import PORTABLE_CPU_KERNELS
+from glass.core import PORTABLE_CPU_KERNELS, portable_cpu_kernels
 from glass.outputs import LOCK_NAME
 from glass.toy import demo, model as toy_model
 
 pytestmark = pytest.mark.xdist_group("demo")   # its module-scoped fixtures are built once, on one worker
 
 
-@pytest.fixture(scope="module", autouse=True)
-def worker_environment():
-    "glass-demo holds the CPU kernels by setting variables in its own process: give the test worker its own back afterwards."
-    saved = {k: os.environ.get(k) for k in PORTABLE_CPU_KERNELS}
-    yield
-    for k, v in saved.items():
-        if v is None: os.environ.pop(k, None)
-        else: os.environ[k] = v
+def run_demo_process(args: list) -> None:
+    """`glass-demo args` in a process of its own. The demo holds the CPU kernels of the process it runs in (the default
+    `--kernels portable`), which a test worker could not undo: its later in-process tests would keep AVX2 while the
+    processes they start pick their own paths."""
+    env = {k: v for k, v in os.environ.items() if k not in PORTABLE_CPU_KERNELS}
+    r = subprocess.run([sys.executable, "-m", "glass.toy.demo", *args], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]      # a console script: the exit status stays 0
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,7 @@ def model_args(tmp_path_factory):
 def quick(tmp_path_factory, model_args):
     out = tmp_path_factory.mktemp("demo") / "run"
     args = ["--quick", "--runs", "all", "--out", str(out), "--no-progress"] + model_args
-    assert demo.main(args) is None                       # a console script: the exit status stays 0
+    run_demo_process(args)
     return out, json.loads((out / "metrics.json").read_text())
 
 
@@ -116,7 +115,7 @@ def test_a_killed_demo_leaves_no_run_training_and_resumes_exactly(tmp_path, mode
     assert stopped and max(stopped.values()) < demo.SIZES["quick"].train_steps, stopped   # stopped, not finished as orphans
     resumed = max(stopped, key=stopped.get)                   # a run that the rerun continues from a checkpoint
     _wait_for(lambda: not _session_processes(p.pid), "end of the run processes", limit=demo.ORPHAN_GRACE_S + 60)
-    assert demo.main(args) is None                       # the rerun resumes each run from its checkpoint and finishes it
+    run_demo_process(args)                               # the rerun resumes each run from its checkpoint and finishes it
     m = json.loads((out / "metrics.json").read_text())
     for r in demo.DEFAULT_RUNS:
         test_steps = int(list_checkpoints(out / "runs" / r)[-1].name.split("-")[-1])
@@ -127,7 +126,8 @@ def test_a_killed_demo_leaves_no_run_training_and_resumes_exactly(tmp_path, mode
                    "from glass.train import train; train(load_config(sys.argv[1]), sys.argv[2], sys.argv[3], "
                    "progress=False, log_with=None, cpu=True)")
     data = out / "gen" / demo.RUNS[resumed]["data"]
-    subprocess.run([sys.executable, "-c", train_alone, str(run / "config.json"), str(data), str(ref)], check=True,
+    env = dict(os.environ); portable_cpu_kernels(env)        # the demo's own --kernels portable, as its runs computed
+    subprocess.run([sys.executable, "-c", train_alone, str(run / "config.json"), str(data), str(ref)], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     a, b = (load_file(str(list_checkpoints(f)[-1] / "model.safetensors")) for f in (run, ref))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (resumed, stopped, "the resumed weights differ")
