@@ -17,25 +17,34 @@ from glass.toy.world import render_split
 from glass.core import hold_kernels, KERNELS
 from glass.toy.demo import demo_config, SIZES, RUNS, run_metrics, train_and_evaluate
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_parser(description: str) -> argparse.ArgumentParser:
+    "The arguments of a retrained demo run: which run, the demo folder, overrides, tag, probe, model, kernels."
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("run", choices=list(RUNS)); p.add_argument("demo_out", help="a finished `glass-demo --out` folder")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="toy-preset overrides on top of the run's own")
     p.add_argument("--tag", default="seed0", help="suffix of the results file and of the run folder")
     p.add_argument("--probe-steps", type=int, default=0, help="steps of the class probe (0: none)")
     p.add_argument("--model", help="the toy model the demo ran on (default: the shipped one)")
     p.add_argument("--kernels", choices=KERNELS, default="portable", help="CPU code paths, as glass-demo's --kernels")
-    a = p.parse_args(argv)
-    hold_kernels(a.kernels, "demo_runs")
+    return p
+
+def retrain(a, study: str = "demo_runs", extra: dict | None = None) -> dict:
+    "Train run `a.run` (parsed by `run_parser`) alone on the demo's data, score it, write results/<study>_<run>_<tag>.json."
     torch.set_num_threads(1)
     size = SIZES["full"]
     val, rep = render_split("val", size.n_val, 0), render_split("repeated", size.n_repeated, 0)
     cfg = demo_config(a.model or asset_path("toy-sd"), size, 0, **{**RUNS[a.run]["set"], **parse_overrides(a.set)})
-    out = Path(a.demo_out)/"runs_only"/f"{a.run}_{a.tag}"
+    out = Path(a.demo_out)/"runs_only"/f"{study}_{a.run}_{a.tag}"
     m, _, secs = train_and_evaluate(cfg, Path(a.demo_out)/"gen"/RUNS[a.run]["data"], out, val, False, "cpu", rep,
                                     probe_steps=a.probe_steps)
-    r = {**run_metrics(m), "overrides": a.set, "seconds": secs}
+    r = {**run_metrics(m), **(extra or {}), "overrides": a.set, "seconds": secs}
     print(a.run, a.tag, json.dumps({k: r[k] for k in ("dinosaur", "repeated")}), flush=True)
-    Path(f"experiments/results/demo_runs_{a.run}_{a.tag}.json").write_text(json.dumps(r, indent=1))
+    Path(f"experiments/results/{study}_{a.run}_{a.tag}.json").write_text(json.dumps(r, indent=1))
+    return r
+
+def main(argv=None):
+    a = run_parser(__doc__.split("\n\n")[0]).parse_args(argv)
+    hold_kernels(a.kernels, "demo_runs")
+    retrain(a)
 
 if __name__ == "__main__": main()

@@ -90,10 +90,9 @@ def _prefetched(paths: list, batch_size: int, workers: int = 4):
 def _read_captions(path, allow_torn: bool = True) -> list:
     "The records of a caption file (`--out`, or its `.partial` where a torn last line may be), each checked to be an object with an `id`."
     recs = read_jsonl(path, allow_torn)
-    if not recs: return recs
-    lines = [n for n, l in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), 1) if l.strip()]
-    for n, r in zip(lines, recs):
+    for j, r in enumerate(recs):
         if not isinstance(r, dict) or "id" not in r:
+            n = [n for n, l in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), 1) if l.strip()][j]
             what = 'has no "id" field' if isinstance(r, dict) else f"is a JSON {type(r).__name__}, not an object"
             raise ValueError(f"{path}:{n}: the record {what}; a caption file holds one "
                              '{"id", "image", "caption"} object per line: fix that line, or choose another --out')

@@ -10,7 +10,7 @@ import numpy as np
 from .config import GlassConfig, preset, apply_overrides, parse_overrides, load_config, save_config
 from .core import command
 from .config import check_overrides
-from .io import share_with_umask
+from .io import read_utf8, share_with_umask
 from .shards import refuse_shard_folder
 import errno
 
@@ -293,10 +293,8 @@ def read_release_folder(folder) -> tuple:
                                                     f"(config.json + {RELEASE_WEIGHTS[0]})")
     cp = folder / "config.json"
     if not cp.is_file(): raise FileNotFoundError(f"{cp} does not exist: pass the release's slot-attention folder")
-    try: config = json.loads(cp.read_text(encoding="utf-8"))
+    try: config = json.loads(read_utf8(cp, "pass the release's own config.json"))
     except json.JSONDecodeError as e: raise ValueError(f"{cp}: not valid JSON ({e})") from None
-    except UnicodeDecodeError as e: raise ValueError(f"{cp}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at position "
-                                                     f"{e.start}); pass the release's own config.json") from None
     wp = next((folder / n for n in RELEASE_WEIGHTS if (folder / n).is_file()), None)
     if wp is None: raise FileNotFoundError(f"{folder} holds neither {' nor '.join(RELEASE_WEIGHTS)}")
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, re, typing
 from dataclasses import dataclass, field, asdict, fields, is_dataclass
 from pathlib import Path
-from .io import asset_path, atomic_write_text
+from .io import asset_path, atomic_write_text, read_utf8
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'CHOICES', 'AT_LEAST_ONE', 'NOT_NEGATIVE', 'POSITIVE', 'UNIT_INTERVAL', 'BELOW_ONE', 'PRESETS',
@@ -340,10 +340,8 @@ def load_config(path) -> GlassConfig:
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"config file {path} does not exist")
     if path.is_dir(): raise ValueError(f"{path} is a folder: pass the config.json inside it (a run or data folder holds one)")
-    try: d = json.loads(path.read_text(encoding="utf-8"))
+    try: d = json.loads(read_utf8(path, "pass a config.json written by glass"))
     except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
-    except UnicodeDecodeError as e: raise ValueError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at position "
-                                                     f"{e.start}); pass a config.json written by glass") from None
     if not isinstance(d, dict): raise ValueError(f"{path}: not a glass configuration (a JSON object of sections); got a {type(d).__name__}")
     return config_from_dict(d, source=str(path))
 

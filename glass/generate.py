@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from . import config
 from .config import GlassConfig, PRESETS, preset, load_config, save_config, add_config_args, config_diff
 from .core import get_dtype
-from .io import atomic_path, load_pretrained
+from .io import atomic_path, load_pretrained, read_utf8
 from .hooks import attention_taps, encode_texts
 from .samplers import use_sampler, tap_step_set
 from .prompts import extract_classes, make_prompt, class_prompt
 from .classes import class_words, labels_to_classes, vocabulary
 from .refine import label_maps_from_taps, reads_self_attention
 from .instances import taps_self_attention, instance_maps
-from .shards import shard_name, shard_ids, my_shards, write_manifest, write_shard, read_shard
+from .shards import holds_shards, shard_name, shard_ids, my_shards, write_manifest, write_shard, read_shard
 from .viz import overlay
 import hashlib
 from .config import flatten_config
@@ -42,10 +42,7 @@ def read_records(path, source: str = "caption", limit: int | None = None) -> lis
     if not path.is_file(): raise FileNotFoundError(f"input file {path} {'is a folder' if path.is_dir() else 'does not exist'} "
                                                    '(expected JSONL: one {"id": ..., "caption": "..."} object per line)')
     if source not in ("caption", "labels"): raise ValueError(f"prompts.source must be 'caption' or 'labels'; got {source!r}")
-    try: text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"input file {path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}): "
-                         "pass a JSONL file, one {\"id\": ..., \"caption\": \"...\"} object per line") from None
+    text = read_utf8(path, 'pass a JSONL file, one {"id": ..., "caption": "..."} object per line')
     out, seen, empty = [], {}, []
     for ln, line in enumerate(text.splitlines(), 1):
         if limit is not None and len(out) >= limit: break
@@ -165,14 +162,10 @@ def existing_shard_problem(path, want: list, settings: dict) -> str | None:
             return f"{path} item {j} was made from id {hid!r}, but the input changed: {line}"
     return None
 
-def _holds_shards(out) -> bool:
-    "Does folder `out` hold a generated shard (a complete one: shards are written atomically)?"
-    return any(Path(out).glob("shard-*.safetensors"))
-
 def check_config(out, cfg: GlassConfig):
     "A resumed run must have the generation settings of the one that wrote `out`'s shards (its config.json); a folder without a shard takes any."
     p = Path(out)/"config.json"
-    if not p.exists() or not _holds_shards(out): return    # a run that failed before its first shard decided nothing
+    if not p.exists() or not holds_shards(out): return    # a run that failed before its first shard decided nothing
     diff = config_diff(load_config(p), cfg, fields=_SAME_FIELDS, ignore=_MAY_CHANGE)
     if diff: raise ValueError(f"{out} was generated with other settings ({'; '.join(diff)}); resume with the same "
                               f"settings (--config {p}) or write to a new --out folder")
@@ -238,7 +231,7 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
     "The body of `generate`, run while this job holds the output folder's lock."
     from tqdm.auto import tqdm
     g = cfg.generate
-    fresh = not _holds_shards(out)                                     # read before any process writes a shard
+    fresh = not holds_shards(out)                                     # read before any process writes a shard
     check_config(out, cfg)
     rank, world = st.process_index, st.num_processes
     N, P = len(recs), g.items_per_shard

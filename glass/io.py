@@ -8,8 +8,8 @@ import contextlib, json, logging, os, socket, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['current_umask', 'temp_name', 'share_with_umask', 'atomic_path', 'atomic_write_text', 'read_jsonl', 'write_jsonl',
-           'hub_reachable', 'load_pretrained', 'asset_path']
+__all__ = ['current_umask', 'temp_name', 'share_with_umask', 'atomic_path', 'atomic_write_text', 'read_utf8', 'read_jsonl',
+           'write_jsonl', 'hub_reachable', 'load_pretrained', 'asset_path']
 
 # %% ../nbs/01_io.ipynb #cc91bbc1
 def current_umask() -> int:
@@ -50,14 +50,17 @@ def atomic_write_text(path, text: str) -> Path:
 # %% ../nbs/01_io.ipynb #1b4f7b3c
 _log = logging.getLogger("glass.io")
 
+def read_utf8(path, remedy: str) -> str:
+    "The text of `path`, or a `ValueError` naming the file, its first byte that is not UTF-8, and the `remedy`."
+    try: return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}); {remedy}") from None
+
 def read_jsonl(path, allow_torn: bool = True) -> list:
     "Records of a JSONL file (none if it does not exist), where only an unfinished last line (an interrupted append) is dropped, with a warning, and only when `allow_torn`."
     path, out = Path(path), []
     if not path.exists(): return out
-    try: lines = path.read_text(encoding="utf-8").split("\n")   # a complete file ends in "\n", so its last item is ""
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at position {e.start}), so not a JSONL "
-                         "file: fix or move it, or use another file (another --out)") from None
+    lines = read_utf8(path, "not a JSONL file then: fix or move it, or use another file (another --out)").split("\n")   # ends in "", complete
     for n, line in enumerate(lines, 1):
         if not line.strip(): continue
         try: out.append(json.loads(line))

@@ -11,7 +11,8 @@ import hashlib
 
 # %% auto #0
 __all__ = ['SHARD_RE', 'write_shard', 'read_shard', 'shard_header', 'list_shards', 'check_shard', 'shard_name', 'shard_ids',
-           'my_shards', 'file_sha256', 'settings_sha256', 'write_manifest', 'verify_shards', 'refuse_shard_folder']
+           'my_shards', 'file_sha256', 'settings_sha256', 'write_manifest', 'verify_shards', 'holds_shards',
+           'refuse_shard_folder']
 
 # %% ../nbs/02_shards.ipynb #8885d11f
 def write_shard(path, tensors: dict, items: list, extra: dict | None = None) -> Path:
@@ -193,9 +194,14 @@ def verify_shards(folder) -> list:
         elif file_sha256(p) != e["sha256"]: out.append(f"{p}: its bytes changed since it was written (SHA-256 differs from {man.name}); regenerate it")
     return out
 
+def holds_shards(folder) -> bool:
+    "Does `folder` hold the output of glass-generate: a manifest or a shard (each written atomically, so complete)?"
+    folder = Path(folder)
+    return (folder/"manifest.json").exists() or any(folder.glob("shard-*.safetensors"))
+
 def refuse_shard_folder(out, what: str = "a run") -> None:
-    "Refuse to write `what` into `out` when it holds shards (a manifest or shard files), whose `config.json` it would replace."
+    "Refuse to write `what` into `out` when it holds shards (`holds_shards`), whose `config.json` it would replace."
     out = Path(out)
-    if (out/"manifest.json").exists() or any(out.glob("shard-*.safetensors")):
+    if holds_shards(out):
         raise ValueError(f"{out} holds generated shards: writing {what} there would replace the data's config.json; "
                          "choose another --out")

@@ -16,7 +16,7 @@ from .checkpoint import checkpoint_name, list_checkpoints, set_rng_state, find_r
 from .core import KERNELS, command, cpu_kernels, hold_kernels, positive_int
 from .io import read_jsonl
 from .outputs import folder_lock, remove_stale_temps
-from .shards import refuse_shard_folder, verify_shards
+from .shards import holds_shards, refuse_shard_folder, verify_shards
 
 # %% auto #0
 __all__ = ['epoch_permutation', 'stream_indices', 'StreamSampler', 'to_device', 'read_log', 'plot_log', 'latest_figure',
@@ -174,7 +174,7 @@ def check_data(data) -> Path:
     if not str(data): raise FileNotFoundError(f"no data folder given: {what}")
     if not p.exists(): raise FileNotFoundError(f"data folder {p} does not exist: {what}")
     if not p.is_dir(): raise NotADirectoryError(f"data {p} is a file, not a folder: {what}")
-    if not (p / "manifest.json").exists() and not any(p.glob("shard-*.safetensors")):
+    if not holds_shards(p):
         raise FileNotFoundError(f"data folder {p} holds no shards (no manifest.json, no shard-*.safetensors): {what}")
     return p
 

@@ -455,7 +455,7 @@ NOT_CAPTIONS = {"tsv": (b"name\tnote\nim0\tkeep me\n", ["notes.tsv:1: not valid 
                 "bad-last-line": (b'{"id": "im0", "caption": "a"}\n{"id": "im1", "caption": oops}\n',   # ends in "\n": not torn
                                   ["notes.tsv:2: not valid JSON"]),
                 "latin-1": (b'{"id": "im0", "caption": "caf\xe9"}\n',              # 29 ASCII bytes before the 0xe9
-                            ["notes.tsv is not UTF-8 text (byte 0xe9 at position 29)"]),
+                            ["notes.tsv: not UTF-8 text (byte 0xe9 at position 29)"]),
                 "no-id": (b'{"id": "im0", "caption": "a"}\n\n{"image": "x.jpg", "caption": "b"}\n',
                           ['notes.tsv:3: the record has no "id" field', "--out"])}
 
