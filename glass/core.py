@@ -13,8 +13,8 @@ from .viz import *
 
 # %% auto #0
 __all__ = ['DTYPES', 'PORTABLE_CPU_KERNELS', 'KERNELS', 'COMMANDS', 'seed_everything', 'get_device', 'get_dtype',
-           'portable_cpu_kernels', 'cpu_kernels', 'check_kernels', 'hold_kernels', 'error_message', 'debug_requested',
-           'positive_int', 'non_negative_int', 'command', 'glass_cli']
+           'portable_cpu_kernels', 'cpu_kernels', 'check_kernels', 'add_kernels_arg', 'hold_kernels', 'error_message',
+           'debug_requested', 'positive_int', 'non_negative_int', 'command', 'glass_cli']
 
 # %% ../nbs/04_core.ipynb #752d344d
 def seed_everything(seed: int) -> None:
@@ -66,6 +66,13 @@ KERNELS = ("portable", "native")
 def check_kernels(kernels: str) -> None:
     "Refuse a `kernels` value that is not one of `KERNELS`."
     if kernels not in KERNELS: raise ValueError(f"kernels must be one of {', '.join(KERNELS)}; got {kernels!r}")
+
+def add_kernels_arg(parser, records: str = "") -> None:
+    "Give a command's `parser` the `--kernels portable|native` option (default native); `records` says where the run names its paths."
+    parser.add_argument("--kernels", choices=KERNELS, default="native",
+                        help="CPU code paths: native (default) lets PyTorch's CPU libraries pick the fastest for this CPU; "
+                             "portable holds ATen, MKL and oneDNN to AVX2, so that a CPU run gives the same numbers on "
+                             "x86-64 CPUs with other vector units (no effect on GPU arithmetic)" + (f"; {records}" if records else ""))
 
 def hold_kernels(kernels: str, who: str = "glass", verbose: bool = True) -> dict:
     """Compute on the CPU's `kernels` and return what is held: `portable` holds ATen, MKL and oneDNN to their AVX2 code

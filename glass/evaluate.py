@@ -14,7 +14,7 @@ from .io import atomic_write_text
 from .viz import palette, color_mask, overlay, to_uint8_image, image_grid, save_figure
 from .checkpoint import CHECKPOINT_LAYOUT, find_checkpoint, checkpoint_config, load_checkpoint
 from .slots import item_keys
-from .core import KERNELS, command, cpu_kernels, hold_kernels, non_negative_int, positive_int
+from .core import add_kernels_arg, command, cpu_kernels, hold_kernels, non_negative_int, positive_int
 import warnings
 from .config import config_diff
 from .config import check_overrides
@@ -428,10 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=non_negative_int, default=0, help="data loader worker processes (default 0)")
     p.add_argument("--figures", type=non_negative_int, default=4, metavar="N", help="images in the figures (default 4; 0 = no figures)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
-    p.add_argument("--kernels", choices=KERNELS, default="native",
-                   help="CPU code paths: native (default) lets PyTorch's CPU libraries pick the fastest for this CPU; portable "
-                        "holds ATen, MKL and oneDNN to AVX2, so that a CPU evaluation gives the same numbers on x86-64 CPUs "
-                        "with other vector units; metrics.json names the paths used (cpu_kernels)")
+    add_kernels_arg(p, "metrics.json names the paths used (cpu_kernels)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_args(p, default_preset=None)
     helps = {"preset": f"configuration preset ({', '.join(PRESETS)}) used only when the checkpoint has no config.json",

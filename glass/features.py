@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .shards import read_shard, write_shard, shard_header, list_shards, check_shard, _open_st
-from .core import command, non_negative_int, positive_int
+from .core import add_kernels_arg, command, hold_kernels, non_negative_int, positive_int
 
 # %% auto #0
 __all__ = ['FEATURES_DIR', 'feature_file', 'find_features', 'cache_features', 'verify_features', 'main']
@@ -151,8 +151,10 @@ def main(argv=None) -> None:
     p.add_argument("--dtype", default="fp16", choices=["fp16", "fp32"], help="stored feature dtype (default fp16: half the disk)")
     p.add_argument("--overwrite", action="store_true", help="recompute every file, even those that match")
     p.add_argument("--check", type=non_negative_int, default=4, metavar="N", help="afterwards compare N random cached items with the on-the-fly encoder (0: skip; default 4)")
+    add_kernels_arg(p)
     add_config_args(p, "coco")                                   # the encoder: --set encoder.model=... encoder.resolution=...
     a = p.parse_args(argv)
+    hold_kernels(a.kernels, "glass-cache-features")   # before anything computes: each library reads its switch once
     cfg = config_from_args(a, p)
     from glass.slots import build_encoder
     if cfg.encoder.trainable or cfg.encoder.kind != "dinov2":

@@ -24,7 +24,7 @@ from .shards import holds_shards, shard_name, shard_ids, my_shards, write_manife
 from .viz import overlay
 import hashlib
 from .config import flatten_config
-from .core import command, non_negative_int, positive_int
+from .core import add_kernels_arg, command, cpu_kernels, hold_kernels, non_negative_int, positive_int
 from .outputs import folder_lock, remove_stale_temps
 from .shards import shard_header
 
@@ -227,6 +227,15 @@ def generate(cfg: GlassConfig, input, out, pipe=None, limit: int | None = None, 
     with folder_lock(out, "glass-generate"):
         return _generate_locked(cfg, recs, items, out, st, pipe, progress, sheet)
 
+def _say_other_kernels(out: Path, kernels: str | None) -> None:
+    "Say when shards already in `out` were computed on other CPU code paths than this process's `kernels` (`glass.core.cpu_kernels`)."
+    if kernels is None: return
+    other = sorted({k for p in sorted(out.glob("shard-*.safetensors"))
+                    if (k := shard_header(p)["extra"].get("cpu_kernels")) not in (None, kernels)})
+    if other:
+        print(f"glass-generate: note: shards in {out} were computed with {'; '.join(other)}, this process computes with "
+              f"{kernels}: their items are kept, and new items may differ from theirs in the last bits (use the run's --kernels)")
+
 def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, pipe, progress: bool, sheet: int) -> dict:
     "The body of `generate`, run while this job holds the output folder's lock."
     from tqdm.auto import tqdm
@@ -236,6 +245,8 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
     rank, world = st.process_index, st.num_processes
     N, P = len(recs), g.items_per_shard
     todo, skipped = _plan(out, recs, cfg, rank, world)                # refuses other settings or input before writing
+    kernels = cpu_kernels() if torch.device(st.device).type == "cpu" else None
+    if st.is_main_process: _say_other_kernels(out, kernels)
     if st.is_main_process:
         remove_stale_temps(out)                                       # never a live writer's file
     st.wait_for_everyone()
@@ -256,7 +267,8 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
             tensors = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
             if pending is not None: pending.result()            # one shard in flight; a failed write stops the run here
             pending = writer.submit(write_shard, out/shard_name(s), tensors, shard_items, {"rank": rank, "num_processes": world,
-                                    "shard": s, "settings": settings, "record_digests": [record_digest(r) for r in recs[s * P:(s + 1) * P]]})
+                                    "shard": s, "settings": settings, "cpu_kernels": kernels,
+                                    "record_digests": [record_digest(r) for r in recs[s * P:(s + 1) * P]]})
         if pending is not None: pending.result()                # every shard is on disk before the manifest
     bar.close()
     secs = time.perf_counter() - t0
@@ -311,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive_int, metavar="N", help="use only the first N records of the input")
     p.add_argument("--contact-sheet", type=non_negative_int, default=16, metavar="N", help="items on contact_sheet.png (0: none; default 16)")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    add_kernels_arg(p, "each shard's header names the paths used (cpu_kernels)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return add_config_args(p, "coco")
 
@@ -323,6 +336,7 @@ def main(argv=None) -> None:
     "Entry point of `glass-generate` (and `accelerate launch -m glass.generate`). Returns None: a console script's return value is its exit status."
     p = build_parser()
     a = p.parse_args(argv)
+    hold_kernels(a.kernels, "glass-generate")     # before anything computes: each library reads its switch once
     cfg = config_from_args(a, p)
     try: vocabulary(cfg.prompts.vocab)                                 # a bad vocabulary is one setting, not a bad record
     except (KeyError, ValueError) as e: p.error(f"prompts.vocab: {e.args[0] if e.args else e}")

@@ -13,7 +13,7 @@ from .core import seed_everything
 from .io import atomic_path, atomic_write_text
 from .viz import overlay, to_uint8_image
 from .checkpoint import checkpoint_name, list_checkpoints, set_rng_state, find_resumable, write_checkpoint
-from .core import KERNELS, command, cpu_kernels, hold_kernels, positive_int
+from .core import add_kernels_arg, command, cpu_kernels, hold_kernels, positive_int
 from .io import read_jsonl
 from .outputs import folder_lock, remove_stale_temps
 from .shards import holds_shards, refuse_shard_folder, verify_shards
@@ -500,10 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic GPU kernels and math attention (slower): a resumed run then matches an uninterrupted one bit for bit on "
                         "a GPU too; without it, GPU atomics make any two runs differ slightly (on a CPU runs are always exact)")
-    p.add_argument("--kernels", choices=KERNELS, default="native",
-                   help="CPU code paths: native (default) lets PyTorch's CPU libraries pick the fastest for this CPU; portable "
-                        "holds ATen, MKL and oneDNN to AVX2, so that a CPU run gives the same numbers on x86-64 CPUs with "
-                        "other vector units (no effect on GPU arithmetic)")
+    add_kernels_arg(p, "each checkpoint's state.json names the paths used (cpu_kernels)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return add_config_args(p, None)   # no --preset/--config: the shards' config.json (written by glass-generate), else coco
 

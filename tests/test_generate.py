@@ -68,3 +68,24 @@ def test_two_processes_split_without_overlap(tmp_path, tiny):
     man = json.loads((out/"manifest.json").read_text())
     assert man["complete"] and sum(e["items"] for e in man["shards"]) == 11
 
+
+
+def test_kernels_are_recorded_and_a_resume_on_other_kernels_says_so(tmp_path, tiny):
+    "`--kernels portable` shards name the AVX2 paths; a rerun on the native paths keeps them, says so, and names its own."
+    import platform
+    from glass.core import PORTABLE_CPU_KERNELS
+    inp, out = _write(tmp_path/"in.jsonl", 4), tmp_path/"out"
+    env = {k: v for k, v in ENV.items() if k not in PORTABLE_CPU_KERNELS}      # the native paths, whatever pytest holds
+    kernels = lambda s: read_shard(out/f"shard-00000{s}.safetensors", keys=["masks"])[2]["cpu_kernels"]
+    r = subprocess.run(_cli(tiny, inp, out) + ["--kernels", "portable"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    portable = kernels(0)
+    assert kernels(1) == portable
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert portable == "AVX2 kernels; MKL_CBWR=AVX2, ONEDNN_MAX_CPU_ISA=AVX2", portable
+    (out/"shard-000001.safetensors").unlink(); (out/"manifest.json").unlink()
+    r = subprocess.run(_cli(tiny, inp, out), env=env, capture_output=True, text=True)    # the default: native
+    assert r.returncode == 0, r.stderr[-2000:]
+    native = kernels(1)
+    assert kernels(0) == portable and "MKL_CBWR" not in native, native
+    assert f"were computed with {portable}, this process computes with {native}" in r.stdout, r.stdout
