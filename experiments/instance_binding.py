@@ -22,6 +22,7 @@ Writes experiments/results/instance_binding_<mode>_<tag>.json. Examples:
   python experiments/instance_binding.py probe --generated /tmp/demo --split-first 100      # those items first, then all
   python experiments/instance_binding.py figure --generated /tmp/demo   # the instance chapter's picture
   python experiments/instance_binding.py train --masks instance --steps 480
+  python experiments/instance_binding.py train --masks instance --position 2 --kernels portable --tag train_instance_120_pos2_sigma3
   python experiments/instance_binding.py runs --runs /tmp/demo/runs/glass /tmp/demo/runs/glass_instances --tag demo
 """
 import argparse, json, time
@@ -208,7 +209,15 @@ def main():
     p.add_argument("--runs", nargs="*", default=[], help="runs: trained run folders to score")
     p.add_argument("--out", default="/tmp/instance_binding", help="train: working folder")
     p.add_argument("--tag", default="", help="suffix of the results file")
+    p.add_argument("--position", type=float, default=0.0, metavar="SCALE",
+                   help="add position_features.py's code (sigma 3) times SCALE to the colour encoder's features (0: none)")
+    p.add_argument("--kernels", choices=("portable", "native"), default="native", help="CPU code paths, as glass-demo's --kernels")
     a = p.parse_args()
+    from glass.core import hold_kernels
+    hold_kernels(a.kernels, "instance_binding")
+    if a.position:
+        from position_features import with_position
+        with_position(a.position, 3.0)
     torch.set_num_threads(1)
     if a.mode == "probe": a.steps = a.steps or 400
     t0 = time.perf_counter()
