@@ -11,6 +11,10 @@ Rows (same model, settings, prompts and seeds; the two pipeline rows interleaved
   * `pipeline+taps` : the same call with the taps installed (class-prompt cross-attention + self-attention sums);
   * `pseudo labels` : `glass.generate.generate_batch`: taps, refinement, resize, VAE latent;
   * `end to end`    : `glass.generate.generate` writing shards (prompts, shards, manifest; no contact sheet).
+Beside the rows: the refinement alone, and the instance splitting alone (`glass.instances.instance_maps` with each of
+`components`, `attention`, `auto`, on the class maps and tapped self-attention of one batch), per item and as a share
+of the `pseudo labels` row's time per item (issue: under 10% on a GPU). With random weights the class segments are
+arbitrary, so the splitting's cost is that of these segments, not of real images.
 The tap overhead is median(pipeline+taps) / median(pipeline), in wall time on a GPU (synchronised) and in this
 process's CPU time on a CPU (with 1 thread that is robust to other work on a shared machine; wall time is reported too).
 Peak memory: CUDA max allocated per row, or the process peak RSS on a CPU. Printed as a table and written as JSON (`--out`). Not a test: nothing here asserts a time.
@@ -23,6 +27,7 @@ import torch
 
 from glass.core import preset
 from glass.generate import generate, generate_batch, generate_images, load_pipeline, make_item
+from glass.instances import instance_maps
 from glass.refine import label_maps_from_taps
 
 SIZES = {
@@ -60,6 +65,21 @@ def timed(fn, device):
     "(seconds, cpu seconds, result): wall time (device-synchronised) and this process's CPU time."
     sync(device); t, c = time.perf_counter(), time.process_time(); r = fn(); sync(device)
     return time.perf_counter() - t, time.process_time() - c, r
+
+
+def instance_split_seconds(taps, masks, items: list, g, device, runs: int = 3) -> dict:
+    """Seconds per item (median of `runs`) of each instance method on one batch's class `masks` and tapped self-attention
+    (its extraction included)."""
+    from dataclasses import replace
+    caps, classes = [it.get("caption", "") for it in items], [it["classes"] for it in items]
+    out = {}
+    for method in ("components", "attention", "auto"):
+        gi = replace(g, instances=method)
+        def split():
+            sa = taps.self_attention(g.self_res) if method != "components" else None
+            return instance_maps(masks, sa, caps, classes, gi)
+        out[method] = statistics.median(timed(split, device)[0] for _ in range(runs)) / len(items)
+    return out
 
 
 def main(argv=None):
@@ -124,7 +144,8 @@ def main(argv=None):
     # refinement alone, from one tapped run (which also counts the UNet evaluations per item)
     from glass.samplers import UnetEvaluations
     with UnetEvaluations(pipe.unet) as ev: _, taps = generate_images(pipe, items, g, taps=True)
-    refine_s, _, _ = timed(lambda: label_maps_from_taps(taps, pipe.tokenizer, [it["classes"] for it in items], g.resolution, g), device)
+    refine_s, _, masks = timed(lambda: label_maps_from_taps(taps, pipe.tokenizer, [it["classes"] for it in items], g.resolution, g), device)
+    split_s = instance_split_seconds(taps, masks, items, g, device, 3 if a.size == "tiny" else 1)
     # end to end: shards on disk for `runs` batches
     with tempfile.TemporaryDirectory() as d:
         inp = Path(d) / "in.jsonl"
@@ -161,6 +182,9 @@ def main(argv=None):
           f"range {min(pair):.3f}-{max(pair):.3f}; wall-time medians: {med['pipeline+taps'] / med['pipeline']:.3f}x)")
     print(f"tap accumulator: {tap_bytes['accumulator'] / 2**20:.2f} MiB for {s['batch']} items; "
           f"refinement alone: {refine_s / s['batch'] * 1e3:.1f} ms/item")
+    per_item = med["pseudo labels"] / s["batch"]
+    print("instance splitting alone: " + ", ".join(f"{k} {v * 1e3:.1f} ms/item ({v / per_item:.1%} of a pseudo-labelled item)"
+                                                    for k, v in split_s.items()))
     tag = "" if (a.sampler, a.tap_steps) == ("default", "all") else f"-{a.sampler}-{s['steps']}"
     out = Path(a.out or Path(__file__).parent / "results" / f"generate-{a.size}-{device.type}{tag}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +195,7 @@ def main(argv=None):
                                "tap_overhead": overhead, "tap_overhead_basis": "wall" if device.type == "cuda" else "cpu",
                                "tap_overhead_fastest": overhead_min, "tap_overhead_pairs": pair, "tap_overhead_wall": med["pipeline+taps"] / med["pipeline"],
                                "tap_accumulator_bytes": tap_bytes["accumulator"], "refine_s_per_item": refine_s / s["batch"],
+                               "instances_s_per_item": split_s, "instances_share_of_item": {k: v / per_item for k, v in split_s.items()},
                                "model_build_s": build_s, "times_s": times, "cpu_times_s": cpu, "rows": rows}, indent=2))
     print(f"wrote {out}")
 

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['NUMBER_WORDS', 'PLURAL_COUNT', 'METHODS', 'class_counts', 'component_instances', 'normalized_laplacian',
-           'eigengap_count', 'kmeans', 'spectral_split', 'split_segment', 'instance_masks', 'taps_self_attention',
-           'item_counts', 'instance_maps']
+__all__ = ['NUMBER_WORDS', 'PLURAL_COUNT', 'METHODS', 'class_counts', 'present_labels', 'component_instances',
+           'normalized_laplacian', 'eigengap_count', 'kmeans', 'spectral_split', 'split_segment', 'instance_masks',
+           'taps_self_attention', 'item_counts', 'instance_maps']
 
 # %% ../nbs/32_instances.ipynb #6d435b91
 NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
@@ -56,23 +56,30 @@ def _join_nearest(ids: np.ndarray, loose: np.ndarray) -> np.ndarray:
     _, (iy, ix) = ndimage.distance_transform_edt(ids == 0, return_indices=True)
     return np.where(loose, ids[iy, ix], ids)
 
+def present_labels(lab: np.ndarray) -> list:
+    "The labels 1..254 present in an integer label map (background 0 and ignore 255 left out), ascending."
+    return (np.flatnonzero(np.bincount(np.asarray(lab).ravel(), minlength=256)[1:255]) + 1).tolist()
+
 def component_instances(labels, min_area: float = 0.002, specks: str = "nearest") -> np.ndarray:
-    "Instance map (H,W) uint8 (0, 1..K, 255) of a class label map (H,W) (0, 1..C, 255): the components of each class."
+    """Instance map (H,W) uint8 (0, 1..K, 255) of a class label map (H,W) (0, 1..C, 255): the components of each class,
+    found inside the class's bounding box."""
     from scipy import ndimage
     lab = np.asarray(labels)
     if specks not in ("nearest", "ignore"): raise ValueError(f"specks must be 'nearest' or 'ignore'; got {specks!r}")
-    out, nxt = np.where(lab == 255, 255, 0).astype(np.int64), 1
-    for c in [int(v) for v in np.unique(lab) if v not in (0, 255)]:
-        comp, n = ndimage.label(lab == c)
+    out, nxt, classes = np.where(lab == 255, 255, 0).astype(np.int32), 1, present_labels(lab)
+    boxes = ndimage.find_objects(np.where(lab == 255, 0, lab).astype(np.int32), max_label=max(classes, default=0))
+    for c in classes:
+        box = boxes[c - 1]
+        comp, n = ndimage.label(lab[box] == c)
         sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
         big = [k + 1 for k in range(n) if sizes[k] >= min_area * lab.size] or [int(sizes.argmax()) + 1]
         ids = np.zeros(n + 1, np.int64)
         for k in big: ids[k] = nxt; nxt += 1
-        small = (comp > 0) & (ids[comp] == 0)
-        if small.any() and specks == "ignore": out[small] = 255
+        small, sub = (comp > 0) & (ids[comp] == 0), out[box]
+        if small.any() and specks == "ignore": sub[small] = 255
         elif small.any(): comp = _join_nearest(np.where(ids[comp] > 0, comp, 0), small)   # specks join the nearest large part
         keep = (comp > 0) & (ids[comp] > 0)
-        out[keep] = ids[comp[keep]]
+        sub[keep] = ids[comp[keep]]
     if nxt > 255: raise ValueError(f"{nxt - 1} instances do not fit a uint8 map (max 254)")
     return out.astype(np.uint8)
 
@@ -126,7 +133,7 @@ def _cells_to_pixels(cell_ids: np.ndarray, cells: np.ndarray, mask: np.ndarray, 
     onehot = np.zeros((k, s * s), np.float32)
     onehot[cell_ids, np.flatnonzero(cells.ravel())] = 1
     up = F.interpolate(torch.from_numpy(onehot).view(1, k, s, s), size=mask.shape, mode="bilinear", align_corners=False)[0]
-    return np.where(mask, up.argmax(0).numpy(), -1)
+    return np.where(mask, up.max(0).indices.numpy(), -1)          # max(0) is argmax(0), several times faster on the CPU
 
 def split_segment(mask, affinity, k: int | None = None, max_k: int = 4, max_cut: float = 0.2) -> np.ndarray:
     """Cluster ids (H,W) (-1 outside, 0..k-1 inside) of one segment `mask` (H,W) cut by the self-attention `affinity`
@@ -161,9 +168,9 @@ def _auto_parts(lab, inst, affinity, counts: dict, max_k: int, max_cut: float) -
     """Per class: its components `inst` first; where the caption's count n is larger than their number, the largest
     ones cut by the self-attention into the missing parts, as far as its eigengap allows."""
     parts = []
-    for c in [int(v) for v in np.unique(lab) if v not in (0, 255)]:
+    for c in present_labels(lab):
         want = min(int(counts.get(c, 1)), max_k)
-        comps = sorted([inst == v for v in np.unique(inst[lab == c]) if v not in (0, 255)], key=lambda m: -int(m.sum()))
+        comps = sorted([inst == v for v in present_labels(inst[lab == c])], key=lambda m: -int(m.sum()))
         ks = [1] * len(comps)
         for _ in range(max(want - len(comps), 0) if affinity is not None else 0):   # each missing part to the largest area per part
             j = int(np.argmax([m.sum() / k for m, k in zip(comps, ks)])); ks[j] += 1
@@ -181,7 +188,7 @@ def instance_masks(labels, method: str = "auto", affinity=None, counts: dict | N
     if method == "none": out = lab.astype(np.uint8)
     elif method == "components": out = component_instances(lab, min_area, specks)
     elif method == "attention":
-        parts = [p for c in np.unique(lab) if c not in (0, 255) for p in _cut(lab == c, affinity, None, max_instances, max_cut)]
+        parts = [p for c in present_labels(lab) for p in _cut(lab == c, affinity, None, max_instances, max_cut)]
         out = _numbered(parts, lab == 255)
     else:
         inst = component_instances(lab, min_area, specks)
