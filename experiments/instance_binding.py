@@ -29,6 +29,7 @@ import argparse, json, time
 from pathlib import Path
 import numpy as np
 import torch
+from glass.core import KERNELS, hold_kernels
 
 RESULTS = Path(__file__).parent/"results"
 
@@ -211,9 +212,8 @@ def main():
     p.add_argument("--tag", default="", help="suffix of the results file")
     p.add_argument("--position", type=float, default=0.0, metavar="SCALE",
                    help="add position_features.py's code (sigma 3) times SCALE to the colour encoder's features (0: none)")
-    p.add_argument("--kernels", choices=("portable", "native"), default="native", help="CPU code paths, as glass-demo's --kernels")
+    p.add_argument("--kernels", choices=KERNELS, default="native", help="CPU code paths, as glass-demo's --kernels")
     a = p.parse_args()
-    from glass.core import hold_kernels
     hold_kernels(a.kernels, "instance_binding")
     if a.position:
         from position_features import with_position

@@ -144,10 +144,16 @@ def record_digest(rec: dict) -> str:
     "A short digest of one input record (its JSON without the line number), to tell when an input file changed."
     return hashlib.sha256(json.dumps({k: v for k, v in rec.items() if k != "line"}, sort_keys=True).encode()).hexdigest()[:16]
 
-def existing_shard_problem(path, want: list, settings: dict) -> str | None:
-    "Why shard `path` cannot be kept for the input records `want` under `settings` (None: keep it; 'missing': write it)."
-    try: hdr = shard_header(path)
-    except (FileNotFoundError, ValueError): return "missing"
+def _header_or_none(path) -> dict | None:
+    "Shard `path`'s header, or None when it is missing or unreadable (then it is written again)."
+    try: return shard_header(path)
+    except (FileNotFoundError, ValueError): return None
+
+def existing_shard_problem(path, want: list, settings: dict, hdr: dict | None = None) -> str | None:
+    """Why shard `path` cannot be kept for the input records `want` under `settings` (None: keep it; 'missing': write
+    it); `hdr` its header when the caller has read it already."""
+    hdr = hdr or _header_or_none(path)
+    if hdr is None: return "missing"
     have_ids, want_ids = [it["id"] for it in hdr["items"]], [r["id"] for r in want]
     old = hdr["extra"].get("settings")
     if old is not None and old != settings:
@@ -171,14 +177,16 @@ def check_config(out, cfg: GlassConfig):
                               f"settings (--config {p}) or write to a new --out folder")
 
 def _plan(out: Path, recs: list, cfg: GlassConfig, rank: int, world: int) -> tuple:
-    "The shards this process must write and how many complete ones it keeps; a shard from other settings or input is an error."
-    P, settings, todo, kept = cfg.generate.items_per_shard, item_settings(cfg), [], 0
+    """The shards this process must write, how many complete ones it keeps, and the CPU code paths that computed those
+    (their headers' `cpu_kernels`); a shard from other settings or input is an error."""
+    P, settings, todo, kept, kernels = cfg.generate.items_per_shard, item_settings(cfg), [], 0, set()
     for s in my_shards(len(recs), P, rank, world):
-        problem = existing_shard_problem(out/shard_name(s), recs[s * P:(s + 1) * P], settings)
+        hdr = _header_or_none(out/shard_name(s))
+        problem = existing_shard_problem(out/shard_name(s), recs[s * P:(s + 1) * P], settings, hdr)
         if problem == "missing": todo.append(s)
-        elif problem is None: kept += 1
+        elif problem is None: kept += 1; kernels.add(hdr["extra"].get("cpu_kernels"))
         else: raise ValueError(f"{problem}; resume with the same settings and input, or write to a new --out folder")
-    return todo, kept
+    return todo, kept, kernels
 
 # %% ../nbs/35_generate.ipynb #7de9d1f5
 def contact_sheet(out, n: int = 16, cols: int = 4, path=None) -> Path:
@@ -227,12 +235,11 @@ def generate(cfg: GlassConfig, input, out, pipe=None, limit: int | None = None, 
     with folder_lock(out, "glass-generate"):
         return _generate_locked(cfg, recs, items, out, st, pipe, progress, sheet)
 
-def _say_other_kernels(out: Path, kernels: str | None) -> None:
-    "Say when shards already in `out` were computed on other CPU code paths than this process's `kernels` (`glass.core.cpu_kernels`)."
-    if kernels is None: return
-    other = sorted({k for p in sorted(out.glob("shard-*.safetensors"))
-                    if (k := shard_header(p)["extra"].get("cpu_kernels")) not in (None, kernels)})
-    if other:
+def _say_other_kernels(out: Path, kernels: str | None, kept: set) -> None:
+    """Say when the shards this process keeps in `out` were computed on other CPU code paths (`kept`, from `_plan`) than
+    its own `kernels` (`glass.core.cpu_kernels`; None on a GPU)."""
+    other = sorted(k for k in kept if k not in (None, kernels))
+    if kernels is not None and other:
         print(f"glass-generate: note: shards in {out} were computed with {'; '.join(other)}, this process computes with "
               f"{kernels}: their items are kept, and new items may differ from theirs in the last bits (use the run's --kernels)")
 
@@ -244,9 +251,9 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
     check_config(out, cfg)
     rank, world = st.process_index, st.num_processes
     N, P = len(recs), g.items_per_shard
-    todo, skipped = _plan(out, recs, cfg, rank, world)                # refuses other settings or input before writing
+    todo, skipped, kept_kernels = _plan(out, recs, cfg, rank, world)  # refuses other settings or input before writing
     kernels = cpu_kernels() if torch.device(st.device).type == "cpu" else None
-    if st.is_main_process: _say_other_kernels(out, kernels)
+    _say_other_kernels(out, kernels, kept_kernels)
     if st.is_main_process:
         remove_stale_temps(out)                                       # never a live writer's file
     st.wait_for_everyone()
