@@ -156,7 +156,8 @@ def train_run(a) -> dict:
     if not (out/"data"/"manifest.json").exists():
         write_real_shards(scenes, load_toy_pipeline(model).vae, out/"data", progress=False, masks=a.masks)
     steps = a.steps or SIZES["full"].train_steps
-    cfg = demo_config(model, SIZES["full"], a.seed, **{"guidance.source": "gt", "train.steps": steps, "train.checkpoint_every": steps})
+    cfg = demo_config(model, SIZES["full"], a.seed, **{"guidance.source": "gt", "train.steps": steps, "train.checkpoint_every": steps,
+                                                   **dict(a.set)})
     rep = render_split("repeated", 200, a.seed)
     m, trained, t = train_and_evaluate(cfg, out/"data", out/f"run{steps}", render_split("val", 500, a.seed), progress=False,
                                        repeated=rep, probe_steps=0)
@@ -199,7 +200,7 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--masks", choices=["instance", "class"], default="instance", help="train: guidance masks")
     p.add_argument("--set", nargs="*", default=[], type=lambda s: tuple(s.split("=", 1)), metavar="FIELD=VALUE",
-                   help="probe: toy-preset overrides, e.g. slots.iters=5")
+                   help="probe and train: toy-preset overrides, e.g. slots.iters=5 train.lr=3e-3")
     p.add_argument("--generated", help="probe: a finished `glass-demo --out` folder whose generated items to train on")
     p.add_argument("--split-only", action="store_true", help="probe --generated: only items whose instance map splits a class")
     p.add_argument("--oracle", action="store_true", help="probe --generated: the colour oracle's components instead of the pseudo masks")
