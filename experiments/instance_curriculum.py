@@ -11,24 +11,25 @@ and `repeated`:
 It writes experiments/results/instance_curriculum_<run>_<tag>.json."""
 import sys
 from pathlib import Path
-import torch
+import numpy as np
+from safetensors.torch import load_file
 import glass.train
 from glass.core import hold_kernels
-from glass.datasets import ShardDataset
+from glass.shards import list_shards
 from glass.toy.demo import RUNS, SIZES
 sys.path.insert(0, str(Path(__file__).parent))
 from demo_runs import retrain, run_parser
+from instance_binding import splits_a_class
 from position_features import with_position
 
 def split_items(data) -> list:
     "Indices of the items in shard folder `data` whose instance map holds more segments than their class map."
-    ds = ShardDataset(data, 32)
-    out = []
-    for i in range(len(ds)):
-        s, j = ds.locate(i)
-        if "instances" not in ds.headers[s]["shapes"]: continue
-        labels = lambda key: {int(v) for v in torch.unique(ds._row(ds.shards[s], key, j))} - {0, 255}
-        if len(labels("instances")) > len(labels("masks")): out.append(i)
+    out, start = [], 0
+    for path, _ in list_shards(data):
+        shard = load_file(str(path))
+        if "instances" in shard:
+            out += (start + np.flatnonzero(splits_a_class(shard["instances"].numpy(), shard["masks"].numpy()))).tolist()
+        start += len(shard["masks"])
     return out
 
 def with_warm_start(items: list, warm_draws: int):

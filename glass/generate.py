@@ -168,10 +168,12 @@ def existing_shard_problem(path, want: list, settings: dict, hdr: dict | None = 
             return f"{path} item {j} was made from id {hid!r}, but the input changed: {line}"
     return None
 
-def check_config(out, cfg: GlassConfig):
-    "A resumed run must have the generation settings of the one that wrote `out`'s shards (its config.json); a folder without a shard takes any."
+def check_config(out, cfg: GlassConfig, has_shards: bool | None = None):
+    """A resumed run must have the generation settings of the one that wrote `out`'s shards (its config.json); a folder
+    without a shard takes any (`has_shards`: what the caller already read with `holds_shards`)."""
     p = Path(out)/"config.json"
-    if not p.exists() or not holds_shards(out): return    # a run that failed before its first shard decided nothing
+    if has_shards is None: has_shards = holds_shards(out)
+    if not p.exists() or not has_shards: return    # a run that failed before its first shard decided nothing
     diff = config_diff(load_config(p), cfg, fields=_SAME_FIELDS, ignore=_MAY_CHANGE)
     if diff: raise ValueError(f"{out} was generated with other settings ({'; '.join(diff)}); resume with the same "
                               f"settings (--config {p}) or write to a new --out folder")
@@ -248,7 +250,7 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
     from tqdm.auto import tqdm
     g = cfg.generate
     fresh = not holds_shards(out)                                     # read before any process writes a shard
-    check_config(out, cfg)
+    check_config(out, cfg, has_shards=not fresh)
     rank, world = st.process_index, st.num_processes
     N, P = len(recs), g.items_per_shard
     todo, skipped, kept_kernels = _plan(out, recs, cfg, rank, world)  # refuses other settings or input before writing
