@@ -12,10 +12,9 @@ It writes experiments/results/instance_curriculum_<run>_<tag>.json."""
 import sys
 from pathlib import Path
 import numpy as np
-from safetensors.torch import load_file
 import glass.train
 from glass.core import hold_kernels
-from glass.shards import list_shards
+from glass.shards import list_shards, read_shard, shard_header
 from glass.toy.demo import RUNS, SIZES
 sys.path.insert(0, str(Path(__file__).parent))
 from demo_runs import retrain, run_parser
@@ -26,10 +25,11 @@ def split_items(data) -> list:
     "Indices of the items in shard folder `data` whose instance map holds more segments than their class map."
     out, start = [], 0
     for path, _ in list_shards(data):
-        shard = load_file(str(path))
-        if "instances" in shard:
-            out += (start + np.flatnonzero(splits_a_class(shard["instances"].numpy(), shard["masks"].numpy()))).tolist()
-        start += len(shard["masks"])
+        hdr = shard_header(path)
+        if "instances" in hdr["shapes"]:                                 # only the two maps are read, not the images
+            maps = read_shard(path, keys=["instances", "masks"])[0]
+            out += (start + np.flatnonzero(splits_a_class(maps["instances"].numpy(), maps["masks"].numpy()))).tolist()
+        start += len(hdr["items"])
     return out
 
 def with_warm_start(items: list, warm_draws: int):

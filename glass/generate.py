@@ -149,10 +149,9 @@ def _header_or_none(path) -> dict | None:
     try: return shard_header(path)
     except (FileNotFoundError, ValueError): return None
 
-def existing_shard_problem(path, want: list, settings: dict, hdr: dict | None = None) -> str | None:
-    """Why shard `path` cannot be kept for the input records `want` under `settings` (None: keep it; 'missing': write
-    it); `hdr` its header when the caller has read it already."""
-    hdr = hdr or _header_or_none(path)
+def existing_shard_problem(path, want: list, settings: dict, hdr: dict | None) -> str | None:
+    """Why shard `path`, whose header is `hdr` (`_header_or_none`), cannot be kept for the input records `want` under
+    `settings` (None: keep it; 'missing': write it)."""
     if hdr is None: return "missing"
     have_ids, want_ids = [it["id"] for it in hdr["items"]], [r["id"] for r in want]
     old = hdr["extra"].get("settings")
@@ -168,12 +167,10 @@ def existing_shard_problem(path, want: list, settings: dict, hdr: dict | None = 
             return f"{path} item {j} was made from id {hid!r}, but the input changed: {line}"
     return None
 
-def check_config(out, cfg: GlassConfig, has_shards: bool | None = None):
-    """A resumed run must have the generation settings of the one that wrote `out`'s shards (its config.json); a folder
-    without a shard takes any (`has_shards`: what the caller already read with `holds_shards`)."""
+def check_config(out, cfg: GlassConfig):
+    "A resumed run must have the generation settings of the one that wrote `out`'s shards (its config.json); a folder without a shard takes any."
     p = Path(out)/"config.json"
-    if has_shards is None: has_shards = holds_shards(out)
-    if not p.exists() or not has_shards: return    # a run that failed before its first shard decided nothing
+    if not p.exists() or not holds_shards(out): return    # a run that failed before its first shard decided nothing
     diff = config_diff(load_config(p), cfg, fields=_SAME_FIELDS, ignore=_MAY_CHANGE)
     if diff: raise ValueError(f"{out} was generated with other settings ({'; '.join(diff)}); resume with the same "
                               f"settings (--config {p}) or write to a new --out folder")
@@ -250,7 +247,7 @@ def _generate_locked(cfg: GlassConfig, recs: list, items: list, out: Path, st, p
     from tqdm.auto import tqdm
     g = cfg.generate
     fresh = not holds_shards(out)                                     # read before any process writes a shard
-    check_config(out, cfg, has_shards=not fresh)
+    check_config(out, cfg)
     rank, world = st.process_index, st.num_processes
     N, P = len(recs), g.items_per_shard
     todo, skipped, kept_kernels = _plan(out, recs, cfg, rank, world)  # refuses other settings or input before writing
